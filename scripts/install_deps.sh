@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages soda needs, if any is missing.
+# Meant to be sourced (by scripts/test.sh and scripts/demo.sh) or run directly.
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+fi
+
+soda_install_deps() {
+  local pkgs=(cmake g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev
+              libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev)
+  local missing=()
+  local p
+  for p in "${pkgs[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return 0
+  fi
+  echo "install_deps: missing: ${missing[*]}" >&2
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+}
+
+soda_install_deps
