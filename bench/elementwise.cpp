@@ -17,7 +17,8 @@ void BM_soda_add(benchmark::State& state) {
   const auto a = soda::rand<float>({count}, gen);
   const auto b = soda::rand<float>({count}, gen);
   for (auto _ : state) benchmark::DoNotOptimize(soda::add(a, b).raw_data());
-  state.SetBytesProcessed(state.iterations() * 3 * count * static_cast<std::int64_t>(sizeof(float)));
+  state.SetBytesProcessed(state.iterations() * 3 * count *
+                          static_cast<std::int64_t>(sizeof(float)));
 }
 
 void BM_memcpy(benchmark::State& state) {
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::printf("\n");
   // Same byte count on both sides, so the time ratio is the bandwidth ratio.
-  reporter.print_ratio("soda add bandwidth / memcpy bandwidth", "BM_memcpy/real_time", "BM_soda_add/real_time");
+  reporter.print_ratio("soda add bandwidth / memcpy bandwidth", "BM_memcpy/real_time",
+                       "BM_soda_add/real_time");
   benchmark::Shutdown();
 }

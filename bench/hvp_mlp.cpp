@@ -24,7 +24,8 @@ void BM_value_and_grad(benchmark::State& state) {
 void BM_value_grad_hvp(benchmark::State& state) {
   soda::Generator gen(7);
   const auto v = problem().random_direction(gen);
-  for (auto _ : state) benchmark::DoNotOptimize(soda::value_grad_hvp(loss_fn(), problem().params, v));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(soda::value_grad_hvp(loss_fn(), problem().params, v));
 }
 
 void BM_hessian_at(benchmark::State& state) {
@@ -69,12 +70,16 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   soda::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  std::printf("\nratios (%d threads)                                         measured   goal\n", soda::max_threads());
-  reporter.print_ratio("value+grad+HVP / value+grad                 (goal <= 2.5)", "BM_value_grad_hvp/min_time:2.000/real_time",
+  std::printf("\nratios (%d threads)                                         measured   goal\n",
+              soda::max_threads());
+  reporter.print_ratio("value+grad+HVP / value+grad                 (goal <= 2.5)",
+                       "BM_value_grad_hvp/min_time:2.000/real_time",
                        "BM_value_and_grad/min_time:2.000/real_time");
-  reporter.print_ratio("H.apply(v) / value+grad                     (goal <= 2.0)", "BM_apply/min_time:2.000/real_time",
+  reporter.print_ratio("H.apply(v) / value+grad                     (goal <= 2.0)",
+                       "BM_apply/min_time:2.000/real_time",
                        "BM_value_and_grad/min_time:2.000/real_time");
-  reporter.print_ratio("apply_many(8) / 8 x apply                   (goal <= 0.7)", "BM_apply_many_8/min_time:2.000/real_time",
+  reporter.print_ratio("apply_many(8) / 8 x apply                   (goal <= 0.7)",
+                       "BM_apply_many_8/min_time:2.000/real_time",
                        "BM_apply_8_single/min_time:2.000/real_time");
   benchmark::Shutdown();
 }

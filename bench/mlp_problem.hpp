@@ -27,7 +27,8 @@ struct MlpProblem {
   }
 };
 
-inline MlpProblem make_mlp_problem(std::int64_t batch = 256, std::vector<std::int64_t> widths = {784, 1024, 1024, 10},
+inline MlpProblem make_mlp_problem(std::int64_t batch = 256,
+                                   std::vector<std::int64_t> widths = {784, 1024, 1024, 10},
                                    std::uint64_t seed = 0) {
   Generator gen(seed);
   MlpProblem problem;

@@ -15,7 +15,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs) {
       if (run.run_type == Run::RT_Iteration && run.repetitions <= 1) {
-        seconds_[run.benchmark_name()] = run.GetAdjustedRealTime() * time_unit_seconds(run.time_unit);
+        seconds_[run.benchmark_name()] =
+            run.GetAdjustedRealTime() * time_unit_seconds(run.time_unit);
       } else if (run.aggregate_name == "median") {
         seconds_[run.run_name.str()] = run.GetAdjustedRealTime() * time_unit_seconds(run.time_unit);
       }
@@ -30,7 +31,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
   }
 
   // Prints "label: value" for numerator/denominator when both ran.
-  void print_ratio(const char* label, const std::string& numerator, const std::string& denominator) const {
+  void print_ratio(const char* label, const std::string& numerator,
+                   const std::string& denominator) const {
     const double a = seconds(numerator), b = seconds(denominator);
     if (a > 0 && b > 0) std::printf("%-58s %7.3f\n", label, a / b);
   }
@@ -38,10 +40,14 @@ class RatioReporter : public benchmark::ConsoleReporter {
  private:
   static double time_unit_seconds(benchmark::TimeUnit unit) {
     switch (unit) {
-      case benchmark::kNanosecond: return 1e-9;
-      case benchmark::kMicrosecond: return 1e-6;
-      case benchmark::kMillisecond: return 1e-3;
-      default: return 1.0;
+      case benchmark::kNanosecond:
+        return 1e-9;
+      case benchmark::kMicrosecond:
+        return 1e-6;
+      case benchmark::kMillisecond:
+        return 1e-3;
+      default:
+        return 1.0;
     }
   }
 

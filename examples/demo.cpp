@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", hidden, "hidden width")->check(CLI::PositiveNumber);
   app.add_option("--classes", classes, "classes")->check(CLI::Range(2, 1000));
   app.add_option("--seed", seed, "seed for data, weights and probe vectors");
-  app.add_option("--power-iterations", power_iterations, "power iterations for the top eigenvalue")->check(CLI::PositiveNumber);
+  app.add_option("--power-iterations", power_iterations, "power iterations for the top eigenvalue")
+      ->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "OpenMP threads (0: all)");
   app.add_option("--json", json_path, "write the figures as JSON to this file");
   CLI11_PARSE(app, argc, argv);
@@ -62,9 +63,11 @@ int main(int argc, char** argv) {
   const auto centers = soda::randn<double>({classes, inputs}, gen);
   const auto labels = soda::randint<std::int64_t>({batch, 1}, gen, 0, classes);
   std::vector<std::int64_t> label_list(labels.data(), labels.data() + batch);
-  const auto x = soda::index_select(centers, 0, label_list) + soda::randn<double>({batch, inputs}, gen, 0.0, 0.5);
+  const auto x = soda::index_select(centers, 0, label_list) +
+                 soda::randn<double>({batch, inputs}, gen, 0.0, 0.5);
   Vector params;
-  for (const auto& [in, out] : {std::pair{inputs, hidden}, std::pair{hidden, hidden}, std::pair{hidden, classes}}) {
+  for (const auto& [in, out] :
+       {std::pair{inputs, hidden}, std::pair{hidden, hidden}, std::pair{hidden, classes}}) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     params.push_back(soda::rand<double>({in, out}, gen, -bound, bound));
     params.push_back(soda::rand<double>({out}, gen, -bound, bound));
@@ -77,8 +80,9 @@ int main(int argc, char** argv) {
   };
   std::int64_t parameter_count = 0;
   for (const auto& p : params) parameter_count += p.numel();
-  std::cout << "tanh MLP " << inputs << "-" << hidden << "-" << hidden << "-" << classes << ", batch " << batch << ", "
-            << parameter_count << " parameters, float64, " << soda::max_threads() << " threads\n";
+  std::cout << "tanh MLP " << inputs << "-" << hidden << "-" << hidden << "-" << classes
+            << ", batch " << batch << ", " << parameter_count << " parameters, float64, "
+            << soda::max_threads() << " threads\n";
 
   Vector v;
   for (const auto& p : params) v.push_back(soda::randn<double>(p.shape(), gen));
@@ -91,8 +95,8 @@ int main(int argc, char** argv) {
   const auto [value2, grads2, hv] = soda::value_grad_hvp(loss, params, v);
   const double hvp_seconds = seconds_since(start);
   std::cout << "loss " << value.item() << ", |gradient| " << std::sqrt(dot(grads, grads)) << "\n"
-            << "value+gradient " << grad_seconds * 1e3 << " ms, value+gradient+HVP (one pass) " << hvp_seconds * 1e3
-            << " ms\n";
+            << "value+gradient " << grad_seconds * 1e3 << " ms, value+gradient+HVP (one pass) "
+            << hvp_seconds * 1e3 << " ms\n";
 
   // H·v against central differences of the gradient along v.
   const double h = 1e-5;
@@ -116,8 +120,10 @@ int main(int argc, char** argv) {
     q = scaled(hq, 1.0 / std::sqrt(dot(hq, hq)));
   }
   const double apply_seconds = seconds_since(start) / power_iterations;
-  std::cout << "top Hessian eigenvalue ≈ " << eigenvalue << " after " << power_iterations << " power iterations\n"
-            << "hessian_at " << linearize_seconds * 1e3 << " ms, then H.apply(v) " << apply_seconds * 1e3
+  std::cout << "top Hessian eigenvalue ≈ " << eigenvalue << " after " << power_iterations
+            << " power iterations\n"
+            << "hessian_at " << linearize_seconds * 1e3 << " ms, then H.apply(v) "
+            << apply_seconds * 1e3
             << " ms each (HVP / gradient time = " << hvp_seconds / grad_seconds
             << ", apply / gradient = " << apply_seconds / grad_seconds << ")\n";
 
@@ -127,10 +133,11 @@ int main(int argc, char** argv) {
                                     {"threads", soda::max_threads()},
                                     {"hvp_relative_error_vs_finite_difference", relative_error},
                                     {"top_eigenvalue", eigenvalue},
-                                    {"seconds", {{"value_and_grad", grad_seconds},
-                                                 {"value_grad_hvp", hvp_seconds},
-                                                 {"hessian_at", linearize_seconds},
-                                                 {"apply", apply_seconds}}}};
+                                    {"seconds",
+                                     {{"value_and_grad", grad_seconds},
+                                      {"value_grad_hvp", hvp_seconds},
+                                      {"hessian_at", linearize_seconds},
+                                      {"apply", apply_seconds}}}};
     std::ofstream(json_path) << figures.dump(2) << "\n";
     std::cout << "figures written to " << json_path << "\n";
   }

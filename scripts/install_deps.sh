@@ -8,7 +8,8 @@ fi
 
 soda_install_deps() {
   local pkgs=(cmake g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev
-              libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev)
+              libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+              dataset-fashion-mnist)
   local missing=()
   local p
   for p in "${pkgs[@]}"; do

@@ -2,5 +2,10 @@
 // tensors and kernels (core), autodiff with exact Hessian-vector products (autodiff).
 #pragma once
 
-#include "soda/core/core.hpp"
 #include "soda/autodiff/autodiff.hpp"
+#include "soda/core/core.hpp"
+#include "soda/data/cifar10.hpp"
+#include "soda/data/dataset.hpp"
+#include "soda/data/idx.hpp"
+#include "soda/data/synthetic.hpp"
+#include "soda/io/safetensors.hpp"

@@ -58,7 +58,8 @@ inline double broadcast_at(const std::vector<double>& values, const soda::Shape&
 }
 
 // Uniform values in [low, high) from a fixed-seed std::mt19937_64.
-inline std::vector<double> uniform(std::int64_t n, std::uint64_t seed, double low = -1.0, double high = 1.0) {
+inline std::vector<double> uniform(std::int64_t n, std::uint64_t seed, double low = -1.0,
+                                   double high = 1.0) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> dist(low, high);
   std::vector<double> out(static_cast<std::size_t>(n));
@@ -73,10 +74,12 @@ soda::Tensor<T> tensor(const soda::Shape& shape, const std::vector<double>& v) {
   return soda::Tensor<T>(shape, cast);
 }
 
-// A tensor of `shape` with seeded uniform values, and those values as doubles (after rounding to T).
+// A tensor of `shape` with seeded uniform values, and those values as doubles (after rounding to
+// T).
 template <class T>
-soda::Tensor<T> random(const soda::Shape& shape, std::uint64_t seed, std::vector<double>* rounded = nullptr,
-                       double low = -1.0, double high = 1.0) {
+soda::Tensor<T> random(const soda::Shape& shape, std::uint64_t seed,
+                       std::vector<double>* rounded = nullptr, double low = -1.0,
+                       double high = 1.0) {
   auto v = uniform(count(shape), seed, low, high);
   for (auto& x : v) x = static_cast<double>(static_cast<T>(x));
   if (rounded != nullptr) *rounded = v;

@@ -30,16 +30,17 @@ std::vector<Node<T>*> nodes_in_reverse_order(const Tensor<T>& root) {
       if (input.impl()->grad_fn) stack.push_back(input.impl()->grad_fn.get());
     }
   }
-  std::sort(order.begin(), order.end(), [](const Node<T>* a, const Node<T>* b) { return a->sequence > b->sequence; });
+  std::sort(order.begin(), order.end(),
+            [](const Node<T>* a, const Node<T>* b) { return a->sequence > b->sequence; });
   return order;
 }
 
 // Gradients of `root` (seeded with `seed`) for every tensor id in `keep`, plus every leaf that
 // requires grad when `leaves` is given (id -> leaf tensor).
 template <class T>
-std::unordered_map<std::uint64_t, Tensor<T>> propagate(const Tensor<T>& root, const Tensor<T>& seed,
-                                                       const std::unordered_set<std::uint64_t>& keep,
-                                                       std::unordered_map<std::uint64_t, Tensor<T>>* leaves) {
+std::unordered_map<std::uint64_t, Tensor<T>> propagate(
+    const Tensor<T>& root, const Tensor<T>& seed, const std::unordered_set<std::uint64_t>& keep,
+    std::unordered_map<std::uint64_t, Tensor<T>>* leaves) {
   NoGradGuard no_grad;
   std::unordered_map<std::uint64_t, Tensor<T>> grads;
   grads[root.id()] = seed;
@@ -48,14 +49,15 @@ std::unordered_map<std::uint64_t, Tensor<T>> propagate(const Tensor<T>& root, co
     if (found == grads.end()) continue;
     const Tensor<T> g = found->second;
     if (!keep.count(node->output.id())) grads.erase(found);
-    const auto input_grads = node->vjp(OpContext<T>{node->inputs, node->output, node->needs_grad}, g);
+    const auto input_grads =
+        node->vjp(OpContext<T>{node->inputs, node->output, node->needs_grad}, g);
     for (std::size_t i = 0; i < node->inputs.size(); ++i) {
       if (!node->needs_grad[i] || i >= input_grads.size() || !input_grads[i].defined()) continue;
       const auto& input = node->inputs[i];
       if (input_grads[i].shape() != input.shape()) {
         throw Error(std::string(node->name) + ": reverse rule gave a gradient of shape " +
-                    to_string(input_grads[i].shape()) + " for an input of shape " + to_string(input.shape()) +
-                    " (internal error)");
+                    to_string(input_grads[i].shape()) + " for an input of shape " +
+                    to_string(input.shape()) + " (internal error)");
       }
       if (leaves != nullptr && !input.impl()->grad_fn) leaves->emplace(input.id(), input);
       auto [slot, inserted] = grads.try_emplace(input.id(), input_grads[i]);
@@ -68,7 +70,8 @@ std::unordered_map<std::uint64_t, Tensor<T>> propagate(const Tensor<T>& root, co
 template <class T>
 void check_scalar_output(const Tensor<T>& value, const char* op) {
   if (value.numel() != 1) {
-    throw ValueError(std::string(op) + ": the function must return a scalar (one element), got shape " +
+    throw ValueError(std::string(op) +
+                     ": the function must return a scalar (one element), got shape " +
                      to_string(value.shape()));
   }
 }

@@ -14,15 +14,17 @@ namespace soda {
 namespace detail {
 
 template <class T>
-void check_same_shapes(const std::vector<Tensor<T>>& params, const std::vector<Tensor<T>>& v, const char* op) {
+void check_same_shapes(const std::vector<Tensor<T>>& params, const std::vector<Tensor<T>>& v,
+                       const char* op) {
   if (params.size() != v.size()) {
     throw ShapeError(std::string(op) + ": " + std::to_string(v.size()) + " vectors given for " +
                      std::to_string(params.size()) + " parameters");
   }
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (params[i].shape() != v[i].shape()) {
-      throw ShapeError(std::string(op) + ": vector " + std::to_string(i) + " has shape " + to_string(v[i].shape()) +
-                       " but parameter " + std::to_string(i) + " has shape " + to_string(params[i].shape()));
+      throw ShapeError(std::string(op) + ": vector " + std::to_string(i) + " has shape " +
+                       to_string(v[i].shape()) + " but parameter " + std::to_string(i) +
+                       " has shape " + to_string(params[i].shape()));
     }
   }
 }
@@ -33,7 +35,7 @@ template <class T>
 class ParameterScope {
  public:
   ParameterScope(const std::vector<Tensor<T>>& params, bool by_handle, bool requires_grad,
-                  const std::vector<Tensor<T>>* tangents)
+                 const std::vector<Tensor<T>>* tangents)
       : by_handle_(by_handle) {
     for (std::size_t i = 0; i < params.size(); ++i) {
       Tensor<T> p = by_handle ? params[i] : params[i].detach();
@@ -41,9 +43,10 @@ class ParameterScope {
       p.impl()->requires_grad = requires_grad;
       if (tangents != nullptr) {
         // A [1, shape...] view of v (copied only if v is a non-contiguous view).
-        const auto v = (*tangents)[i].is_contiguous() ? (*tangents)[i] : copy_contiguous((*tangents)[i]);
-        p.impl()->tangent = v.view_with(stacked_shape(1, p.shape()), contiguous_strides(stacked_shape(1, p.shape())),
-                                        v.offset())
+        const auto v =
+            (*tangents)[i].is_contiguous() ? (*tangents)[i] : copy_contiguous((*tangents)[i]);
+        p.impl()->tangent = v.view_with(stacked_shape(1, p.shape()),
+                                        contiguous_strides(stacked_shape(1, p.shape())), v.offset())
                                 .impl();
       }
       leaves_.push_back(p);
@@ -85,14 +88,16 @@ template <class T>
 Tensor<T> tangent_or_zeros(const Tensor<T>& t) {
   if (!t.has_tangent()) return zeros_like(t);
   const auto plane = t.tangent().detach();
-  return plane.is_contiguous() ? plane.view_with(t.shape(), contiguous_strides(t.shape()), plane.offset())
-                               : copy_contiguous(reshape(plane, t.shape()));
+  return plane.is_contiguous()
+             ? plane.view_with(t.shape(), contiguous_strides(t.shape()), plane.offset())
+             : copy_contiguous(reshape(plane, t.shape()));
 }
 
 }  // namespace detail
 
 template <class F, class T>
-std::pair<Tensor<T>, std::vector<Tensor<T>>> value_and_grad(F&& f, const std::vector<Tensor<T>>& params) {
+std::pair<Tensor<T>, std::vector<Tensor<T>>> value_and_grad(F&& f,
+                                                            const std::vector<Tensor<T>>& params) {
   detail::ParameterScope<T> scope(params, !detail::takes_parameters_v<F, T>, true, nullptr);
   const Tensor<T> value = detail::call(f, scope.leaves());
   detail::check_scalar_output(value, "value_and_grad");
@@ -124,7 +129,8 @@ std::tuple<Tensor<T>, std::vector<Tensor<T>>, std::vector<Tensor<T>>> value_grad
 }
 
 template <class F, class T>
-std::vector<Tensor<T>> hvp(F&& f, const std::vector<Tensor<T>>& params, const std::vector<Tensor<T>>& v) {
+std::vector<Tensor<T>> hvp(F&& f, const std::vector<Tensor<T>>& params,
+                           const std::vector<Tensor<T>>& v) {
   return std::get<2>(value_grad_hvp(std::forward<F>(f), params, v));
 }
 

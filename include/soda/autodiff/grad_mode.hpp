@@ -11,7 +11,9 @@ inline bool& grad_mode_flag() {
 }
 }  // namespace detail
 
-inline bool grad_enabled() { return detail::grad_mode_flag(); }
+inline bool grad_enabled() {
+  return detail::grad_mode_flag();
+}
 
 class NoGradGuard {
  public:

@@ -2,6 +2,8 @@
 // recording every op (forward and backward) with its primal values. apply(v) then replays only
 // the forward rules of that trace with v as the parameters' tangent: the tangent forward and the
 // tangent backward, no primal recomputation. apply_many stacks k vectors in one replay.
+// The trace shares storage with the parameters: update them in place (an optimizer step) and
+// the linearization is stale; call hessian_at again at the new point.
 #pragma once
 
 #include <unordered_map>
@@ -58,9 +60,10 @@ class LinearizedHessian {
       std::vector<Tensor<T>> column;
       for (const auto& v : vs) {
         if (v.size() != shapes_.size() || v[p].shape() != shapes_[p]) {
-          throw ShapeError("hessian_at: vector for parameter " + std::to_string(p) + " has shape " +
-                           (v.size() == shapes_.size() ? to_string(v[p].shape()) : std::string("(missing)")) +
-                           " but the parameter has shape " + to_string(shapes_[p]));
+          throw ShapeError(
+              "hessian_at: vector for parameter " + std::to_string(p) + " has shape " +
+              (v.size() == shapes_.size() ? to_string(v[p].shape()) : std::string("(missing)")) +
+              " but the parameter has shape " + to_string(shapes_[p]));
         }
         column.push_back(reshape(v[p].detach(), detail::stacked_shape(1, shapes_[p])));
       }
@@ -72,8 +75,9 @@ class LinearizedHessian {
       const auto found = tangents.find(gradient_ids_[p]);
       for (std::int64_t j = 0; j < k; ++j) {
         out[static_cast<std::size_t>(j)].push_back(
-            found == tangents.end() ? zeros<T>(shapes_[p])
-                                    : detail::copy_contiguous(reshape(select(found->second, 0, j), shapes_[p])));
+            found == tangents.end()
+                ? zeros<T>(shapes_[p])
+                : detail::copy_contiguous(reshape(select(found->second, 0, j), shapes_[p])));
       }
     }
     return out;
@@ -105,7 +109,8 @@ class LinearizedHessian {
       }
       for (const auto& x : entry.inputs) {
         const auto last = last_use_.find(x.id());
-        if (last != last_use_.end() && last->second == i && !wanted.count(x.id())) tangents.erase(x.id());
+        if (last != last_use_.end() && last->second == i && !wanted.count(x.id()))
+          tangents.erase(x.id());
       }
     }
   }

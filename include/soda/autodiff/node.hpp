@@ -1,6 +1,6 @@
-// The tape. Every differentiable op goes through record_op(), which (1) pushes forward-mode tangents
-// through the op's JVP rule, (2) appends the op to an active Trace (kept by hessian_at so tangents
-// can be replayed later without the primal), and (3) links a Node for reverse mode.
+// The tape. Every differentiable op goes through record_op(), which (1) pushes forward-mode
+// tangents through the op's JVP rule, (2) appends the op to an active Trace (kept by hessian_at so
+// tangents can be replayed later without the primal), and (3) links a Node for reverse mode.
 #pragma once
 
 #include <cstdint>
@@ -140,8 +140,8 @@ void check_tangent_shape(const char* op, const Tensor<T>& tangent, const Tensor<
 
 // Wires `out` (already computed by the op's kernel from `inputs`) into autodiff.
 template <class T>
-Tensor<T> record_op(const char* name, std::vector<Tensor<T>> inputs, Tensor<T> out,
-                    VjpRule<T> vjp, JvpRule<T> jvp) {
+Tensor<T> record_op(const char* name, std::vector<Tensor<T>> inputs, Tensor<T> out, VjpRule<T> vjp,
+                    JvpRule<T> jvp) {
   if constexpr (!std::is_floating_point_v<T>) {
     return out;
   } else {

@@ -44,7 +44,9 @@ inline Shape stacked_shape(std::int64_t k, const Shape& shape) {
 }
 
 // Axis of a primal tensor as seen in its tangent plane.
-inline std::int64_t tangent_axis(std::int64_t axis) { return axis + 1; }
+inline std::int64_t tangent_axis(std::int64_t axis) {
+  return axis + 1;
+}
 
 inline std::vector<std::int64_t> tangent_axes(std::vector<std::int64_t> axes) {
   for (auto& a : axes) a += 1;

@@ -18,7 +18,8 @@ class ShapeError : public Error {
   using Error::Error;
 };
 
-// An argument out of its domain: a bad axis, an empty tensor where a value is needed, a wrong dtype.
+// An argument out of its domain: a bad axis, an empty tensor where a value is needed, a wrong
+// dtype.
 class ValueError : public Error {
  public:
   using Error::Error;

@@ -40,9 +40,12 @@ Tensor<T> ones_like(const Tensor<T>& x) {
 template <class T = float>
 Tensor<T> arange(T start, T stop, T step = T(1)) {
   if (step == T(0)) throw ValueError("arange: step must be non-zero");
-  const double span = (static_cast<double>(stop) - static_cast<double>(start)) / static_cast<double>(step);
+  const double span =
+      (static_cast<double>(stop) - static_cast<double>(start)) / static_cast<double>(step);
   auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil(span)));
-  const auto value = [&](std::int64_t i) { return static_cast<T>(start + static_cast<T>(i) * step); };
+  const auto value = [&](std::int64_t i) {
+    return static_cast<T>(start + static_cast<T>(i) * step);
+  };
   // The span in double can round past the count in T (0.3f / 0.1f > 3, yet 3 · 0.1f == 0.3f):
   // drop trailing values that are not strictly before stop.
   while (n > 0 && (step > T(0) ? !(value(n - 1) < stop) : !(value(n - 1) > stop))) --n;
@@ -65,7 +68,8 @@ Tensor<T> random_fill(const Shape& shape, Generator& gen, Draw draw) {
   const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>((n + 1) / 2));
   T* p = t.data();
   parallel_for(n, 1 << 13, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) p[i] = static_cast<T>(draw(first, static_cast<std::uint64_t>(i)));
+    for (std::int64_t i = lo; i < hi; ++i)
+      p[i] = static_cast<T>(draw(first, static_cast<std::uint64_t>(i)));
   });
   return t;
 }
@@ -76,11 +80,13 @@ Tensor<T> random_fill(const Shape& shape, Generator& gen, Draw draw) {
 template <class T = float>
 Tensor<T> rand(const Shape& shape, Generator& gen, T low = T(0), T high = T(1)) {
   return detail::random_fill<T>(shape, gen, [&](std::uint64_t first, std::uint64_t i) {
-    const double v = static_cast<double>(low) +
-                     (static_cast<double>(high) - static_cast<double>(low)) * detail::uniform_at(gen, first, i);
+    const double v =
+        static_cast<double>(low) +
+        (static_cast<double>(high) - static_cast<double>(low)) * detail::uniform_at(gen, first, i);
     // Rounding (in the sum, or to a float T) can land on high itself: keep the interval half-open.
     if constexpr (std::is_floating_point_v<T>) {
-      if (!(static_cast<T>(v) < high) && low < high) return static_cast<double>(std::nextafter(high, low));
+      if (!(static_cast<T>(v) < high) && low < high)
+        return static_cast<double>(std::nextafter(high, low));
     }
     return v;
   });
@@ -90,7 +96,8 @@ Tensor<T> rand(const Shape& shape, Generator& gen, T low = T(0), T high = T(1)) 
 template <class T = float>
 Tensor<T> randn(const Shape& shape, Generator& gen, T mean = T(0), T stddev = T(1)) {
   return detail::random_fill<T>(shape, gen, [&](std::uint64_t first, std::uint64_t i) {
-    return static_cast<double>(mean) + static_cast<double>(stddev) * detail::normal_at(gen, first, i);
+    return static_cast<double>(mean) +
+           static_cast<double>(stddev) * detail::normal_at(gen, first, i);
   });
 }
 
@@ -105,7 +112,9 @@ Tensor<T> rademacher(const Shape& shape, Generator& gen) {
 // Integers uniform on [low, high).
 template <class T = std::int64_t>
 Tensor<T> randint(const Shape& shape, Generator& gen, std::int64_t low, std::int64_t high) {
-  if (high <= low) throw ValueError("randint: empty range [" + std::to_string(low) + ", " + std::to_string(high) + ")");
+  if (high <= low)
+    throw ValueError("randint: empty range [" + std::to_string(low) + ", " + std::to_string(high) +
+                     ")");
   const auto span = static_cast<double>(high - low);
   return detail::random_fill<T>(shape, gen, [&](std::uint64_t first, std::uint64_t i) {
     const auto k = static_cast<std::int64_t>(detail::uniform_at(gen, first, i) * span);

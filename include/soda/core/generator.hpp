@@ -25,9 +25,9 @@ class Generator {
 
   // The 128-bit Philox output for counter `block` under this generator's seed.
   std::array<std::uint32_t, 4> block(std::uint64_t counter) const {
-    return philox({static_cast<std::uint32_t>(counter), static_cast<std::uint32_t>(counter >> 32), 0,
-                   0},
-                  {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
+    return philox(
+        {static_cast<std::uint32_t>(counter), static_cast<std::uint32_t>(counter >> 32), 0, 0},
+        {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
   }
 
   static std::array<std::uint32_t, 4> philox(std::array<std::uint32_t, 4> ctr,
@@ -42,7 +42,8 @@ class Generator {
       const std::uint64_t p0 = std::uint64_t{m0} * ctr[0];
       const std::uint64_t p1 = std::uint64_t{m1} * ctr[2];
       ctr = {static_cast<std::uint32_t>(p1 >> 32) ^ ctr[1] ^ key[0], static_cast<std::uint32_t>(p1),
-             static_cast<std::uint32_t>(p0 >> 32) ^ ctr[3] ^ key[1], static_cast<std::uint32_t>(p0)};
+             static_cast<std::uint32_t>(p0 >> 32) ^ ctr[3] ^ key[1],
+             static_cast<std::uint32_t>(p0)};
     }
     return ctr;
   }

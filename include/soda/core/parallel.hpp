@@ -10,8 +10,12 @@
 
 namespace soda {
 
-inline int max_threads() { return omp_get_max_threads(); }
-inline void set_num_threads(int n) { omp_set_num_threads(n); }
+inline int max_threads() {
+  return omp_get_max_threads();
+}
+inline void set_num_threads(int n) {
+  omp_set_num_threads(n);
+}
 
 namespace detail {
 
@@ -26,7 +30,7 @@ void parallel_for(std::int64_t n, std::int64_t grain, Body&& body) {
     return;
   }
   const std::int64_t chunks = std::min<std::int64_t>(threads, n / grain);
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(chunks))
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(chunks))
   for (std::int64_t c = 0; c < chunks; ++c) {
     const std::int64_t lo = n * c / chunks;
     const std::int64_t hi = n * (c + 1) / chunks;

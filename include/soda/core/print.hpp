@@ -25,14 +25,16 @@ std::string format_value(T v) {
 }
 
 template <class T>
-void print_axis(std::ostream& os, const Tensor<T>& t, std::size_t axis, std::int64_t offset, bool summarize,
-                std::size_t width, int indent) {
+void print_axis(std::ostream& os, const Tensor<T>& t, std::size_t axis, std::int64_t offset,
+                bool summarize, std::size_t width, int indent) {
   const std::int64_t n = t.shape()[axis];
   const bool cut = summarize && n > 6;
   os << '[';
   for (std::int64_t i = 0; i < n; ++i) {
     if (cut && i == 3) {
-      os << (axis + 1 == t.shape().size() ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+      os << (axis + 1 == t.shape().size()
+                 ? "..., "
+                 : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
       i = n - 3;
     }
     const std::int64_t at = offset + i * t.strides()[axis];
@@ -44,9 +46,10 @@ void print_axis(std::ostream& os, const Tensor<T>& t, std::size_t axis, std::int
     }
     if (i + 1 < n) {
       os << ',';
-      os << (axis + 1 == t.shape().size() ? std::string(" ")
-                                           : std::string(t.shape().size() - axis - 1, '\n') +
-                                                 std::string(static_cast<std::size_t>(indent + 1), ' '));
+      os << (axis + 1 == t.shape().size()
+                 ? std::string(" ")
+                 : std::string(t.shape().size() - axis - 1, '\n') +
+                       std::string(static_cast<std::size_t>(indent + 1), ' '));
     }
   }
   os << ']';
@@ -64,7 +67,8 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
     // Column width from every value, read from a contiguous copy when t is a strided view.
     std::size_t width = 0;
     const auto c = t.is_contiguous() ? t : detail::copy_contiguous(t);
-    for (std::int64_t i = 0; i < t.numel(); ++i) width = std::max(width, detail::format_value(c.data()[i]).size());
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      width = std::max(width, detail::format_value(c.data()[i]).size());
     detail::print_axis(os, t, 0, 0, t.numel() > 1000, width, 7);
   }
   os << ", shape=" << to_string(t.shape()) << ", dtype=" << dtype_name<T>();

@@ -90,7 +90,8 @@ class StoragePool {
  private:
   StoragePool() {
     const char* env = std::getenv("SODA_STORAGE_CACHE_MB");
-    limit_ = env != nullptr ? static_cast<std::size_t>(std::stoull(env)) << 20 : std::size_t{2} << 30;
+    limit_ =
+        env != nullptr ? static_cast<std::size_t>(std::stoull(env)) << 20 : std::size_t{2} << 30;
   }
 
   std::mutex mutex_;
@@ -107,8 +108,10 @@ struct PooledFree {
 template <class T>
 std::shared_ptr<T[]> allocate_storage(std::size_t count) {
   const std::size_t bytes = std::max<std::size_t>(count * sizeof(T), 1);
-  const std::size_t rounded = (bytes + storage_alignment - 1) / storage_alignment * storage_alignment;
-  return std::shared_ptr<T[]>(static_cast<T*>(StoragePool::instance().acquire(rounded)), PooledFree{rounded});
+  const std::size_t rounded =
+      (bytes + storage_alignment - 1) / storage_alignment * storage_alignment;
+  return std::shared_ptr<T[]>(static_cast<T*>(StoragePool::instance().acquire(rounded)),
+                              PooledFree{rounded});
 }
 
 template <class T>
@@ -121,6 +124,8 @@ std::shared_ptr<T[]> allocate_zeroed_storage(std::size_t count) {
 }  // namespace detail
 
 // Frees the buffers soda keeps for reuse (for example before a memory-hungry phase).
-inline void release_cached_memory() { detail::StoragePool::instance().clear(); }
+inline void release_cached_memory() {
+  detail::StoragePool::instance().clear();
+}
 
 }  // namespace soda

@@ -5,6 +5,8 @@
 
 #include "soda/autodiff/ops/declarations.hpp"
 #include "soda/autodiff/tangent.hpp"
+#include "soda/core/factories.hpp"
+#include "soda/core/kernels/elementwise.hpp"
 #include "soda/core/kernels/functors.hpp"
 
 namespace soda {
@@ -39,8 +41,9 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   return record_op<T>(
       "add", {a, b}, detail::map_binary(a, b, detail::fn::Add{}, "add"),
       [](const OpContext<T>& c, const Tensor<T>& g) {
-        return std::vector<Tensor<T>>{c.needs_grad[0] ? sum_to(g, c.inputs[0].shape()) : Tensor<T>{},
-                                      c.needs_grad[1] ? sum_to(g, c.inputs[1].shape()) : Tensor<T>{}};
+        return std::vector<Tensor<T>>{
+            c.needs_grad[0] ? sum_to(g, c.inputs[0].shape()) : Tensor<T>{},
+            c.needs_grad[1] ? sum_to(g, c.inputs[1].shape()) : Tensor<T>{}};
       },
       [](const OpContext<T>& c, const std::vector<Tensor<T>>& t) {
         return detail::combine_tangents(t[0], Tensor<T>{}, t[1], Tensor<T>{}, c.output.shape());
@@ -52,8 +55,9 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   return record_op<T>(
       "sub", {a, b}, detail::map_binary(a, b, detail::fn::Sub{}, "sub"),
       [](const OpContext<T>& c, const Tensor<T>& g) {
-        return std::vector<Tensor<T>>{c.needs_grad[0] ? sum_to(g, c.inputs[0].shape()) : Tensor<T>{},
-                                      c.needs_grad[1] ? sum_to(neg(g), c.inputs[1].shape()) : Tensor<T>{}};
+        return std::vector<Tensor<T>>{
+            c.needs_grad[0] ? sum_to(g, c.inputs[0].shape()) : Tensor<T>{},
+            c.needs_grad[1] ? sum_to(neg(g), c.inputs[1].shape()) : Tensor<T>{}};
       },
       [](const OpContext<T>& c, const std::vector<Tensor<T>>& t) {
         const auto db = t[1].defined() ? neg(t[1]) : Tensor<T>{};
@@ -112,12 +116,17 @@ Tensor<T> select_binary(const char* name, const Tensor<T>& a, const Tensor<T>& b
       name, {a, b}, std::move(out),
       [pick_a](const OpContext<T>& c, const Tensor<T>& g) {
         const auto ga = mul(g, pick_a);
-        return std::vector<Tensor<T>>{c.needs_grad[0] ? sum_to(ga, c.inputs[0].shape()) : Tensor<T>{},
-                                      c.needs_grad[1] ? sum_to(sub(g, ga), c.inputs[1].shape()) : Tensor<T>{}};
+        return std::vector<Tensor<T>>{
+            c.needs_grad[0] ? sum_to(ga, c.inputs[0].shape()) : Tensor<T>{},
+            c.needs_grad[1] ? sum_to(sub(g, ga), c.inputs[1].shape()) : Tensor<T>{}};
       },
       [pick_a](const OpContext<T>& c, const std::vector<Tensor<T>>& t) {
-        const auto da = tangent_to(t[0].defined() ? t[0] : zeros<T>(stacked_shape(tangent_count(t), c.inputs[0].shape())), c.output.shape());
-        const auto db = tangent_to(t[1].defined() ? t[1] : zeros<T>(stacked_shape(tangent_count(t), c.inputs[1].shape())), c.output.shape());
+        const auto da = tangent_to(
+            t[0].defined() ? t[0] : zeros<T>(stacked_shape(tangent_count(t), c.inputs[0].shape())),
+            c.output.shape());
+        const auto db = tangent_to(
+            t[1].defined() ? t[1] : zeros<T>(stacked_shape(tangent_count(t), c.inputs[1].shape())),
+            c.output.shape());
         return where(pick_a, da, db);
       });
 }
@@ -125,13 +134,15 @@ Tensor<T> select_binary(const char* name, const Tensor<T>& a, const Tensor<T>& b
 
 template <class T>
 Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b) {
-  return detail::select_binary("maximum", a, b, detail::map_binary(a, b, detail::fn::Maximum{}, "maximum"),
+  return detail::select_binary("maximum", a, b,
+                               detail::map_binary(a, b, detail::fn::Maximum{}, "maximum"),
                                detail::map_binary(a, b, detail::fn::GreaterEqual{}, "maximum"));
 }
 
 template <class T>
 Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b) {
-  return detail::select_binary("minimum", a, b, detail::map_binary(a, b, detail::fn::Minimum{}, "minimum"),
+  return detail::select_binary("minimum", a, b,
+                               detail::map_binary(a, b, detail::fn::Minimum{}, "minimum"),
                                detail::map_binary(a, b, detail::fn::LessEqual{}, "minimum"));
 }
 
@@ -160,19 +171,58 @@ Tensor<T> where(const Tensor<T>& condition, const Tensor<T>& a, const Tensor<T>&
 template <class S>
 concept Scalar = std::is_arithmetic_v<S>;
 
-template <class T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
-template <class T> Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }
-template <class T> Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); }
-template <class T> Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return div(a, b); }
-template <class T> Tensor<T> operator-(const Tensor<T>& x) { return neg(x); }
+template <class T>
+Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) {
+  return add(a, b);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) {
+  return sub(a, b);
+}
+template <class T>
+Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) {
+  return mul(a, b);
+}
+template <class T>
+Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) {
+  return div(a, b);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& x) {
+  return neg(x);
+}
 
-template <class T, Scalar S> Tensor<T> operator+(const Tensor<T>& a, S s) { return add(a, Tensor<T>::scalar(static_cast<T>(s))); }
-template <class T, Scalar S> Tensor<T> operator+(S s, const Tensor<T>& a) { return add(Tensor<T>::scalar(static_cast<T>(s)), a); }
-template <class T, Scalar S> Tensor<T> operator-(const Tensor<T>& a, S s) { return sub(a, Tensor<T>::scalar(static_cast<T>(s))); }
-template <class T, Scalar S> Tensor<T> operator-(S s, const Tensor<T>& a) { return sub(Tensor<T>::scalar(static_cast<T>(s)), a); }
-template <class T, Scalar S> Tensor<T> operator*(const Tensor<T>& a, S s) { return mul(a, Tensor<T>::scalar(static_cast<T>(s))); }
-template <class T, Scalar S> Tensor<T> operator*(S s, const Tensor<T>& a) { return mul(Tensor<T>::scalar(static_cast<T>(s)), a); }
-template <class T, Scalar S> Tensor<T> operator/(const Tensor<T>& a, S s) { return div(a, Tensor<T>::scalar(static_cast<T>(s))); }
-template <class T, Scalar S> Tensor<T> operator/(S s, const Tensor<T>& a) { return div(Tensor<T>::scalar(static_cast<T>(s)), a); }
+template <class T, Scalar S>
+Tensor<T> operator+(const Tensor<T>& a, S s) {
+  return add(a, Tensor<T>::scalar(static_cast<T>(s)));
+}
+template <class T, Scalar S>
+Tensor<T> operator+(S s, const Tensor<T>& a) {
+  return add(Tensor<T>::scalar(static_cast<T>(s)), a);
+}
+template <class T, Scalar S>
+Tensor<T> operator-(const Tensor<T>& a, S s) {
+  return sub(a, Tensor<T>::scalar(static_cast<T>(s)));
+}
+template <class T, Scalar S>
+Tensor<T> operator-(S s, const Tensor<T>& a) {
+  return sub(Tensor<T>::scalar(static_cast<T>(s)), a);
+}
+template <class T, Scalar S>
+Tensor<T> operator*(const Tensor<T>& a, S s) {
+  return mul(a, Tensor<T>::scalar(static_cast<T>(s)));
+}
+template <class T, Scalar S>
+Tensor<T> operator*(S s, const Tensor<T>& a) {
+  return mul(Tensor<T>::scalar(static_cast<T>(s)), a);
+}
+template <class T, Scalar S>
+Tensor<T> operator/(const Tensor<T>& a, S s) {
+  return div(a, Tensor<T>::scalar(static_cast<T>(s)));
+}
+template <class T, Scalar S>
+Tensor<T> operator/(S s, const Tensor<T>& a) {
+  return div(Tensor<T>::scalar(static_cast<T>(s)), a);
+}
 
 }  // namespace soda

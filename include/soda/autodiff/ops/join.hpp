@@ -3,8 +3,8 @@
 #pragma once
 
 #include "soda/autodiff/ops/declarations.hpp"
-#include "soda/autodiff/tangent.hpp"
 #include "soda/autodiff/ops/views.hpp"
+#include "soda/autodiff/tangent.hpp"
 
 namespace soda {
 
@@ -19,18 +19,21 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::int64_t axis) {
   for (const auto& x : xs) {
     bool ok = x.ndim() == rank;
     for (std::int64_t d = 0; ok && d < rank; ++d) {
-      ok = d == a || x.shape()[static_cast<std::size_t>(d)] == xs[0].shape()[static_cast<std::size_t>(d)];
+      ok = d == a ||
+           x.shape()[static_cast<std::size_t>(d)] == xs[0].shape()[static_cast<std::size_t>(d)];
     }
     if (!ok) {
-      throw ShapeError("concat: shapes " + to_string(xs[0].shape()) + " and " + to_string(x.shape()) +
-                       " do not agree outside axis " + std::to_string(a));
+      throw ShapeError("concat: shapes " + to_string(xs[0].shape()) + " and " +
+                       to_string(x.shape()) + " do not agree outside axis " + std::to_string(a));
     }
     shape[static_cast<std::size_t>(a)] += x.shape()[static_cast<std::size_t>(a)];
     starts.push_back(shape[static_cast<std::size_t>(a)]);
   }
   auto out = Tensor<T>::empty(shape);
   for (std::size_t i = 0; i < xs.size(); ++i) {
-    detail::assign(detail::slice_view(out, {a, starts[i], starts[i + 1], 1, starts[i + 1] - starts[i]}), xs[i]);
+    detail::assign(
+        detail::slice_view(out, {a, starts[i], starts[i + 1], 1, starts[i + 1] - starts[i]}),
+        xs[i]);
   }
   return record_op<T>(
       "concat", xs, out,
@@ -45,7 +48,8 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, std::int64_t axis) {
         const auto k = detail::tangent_count(t);
         std::vector<Tensor<T>> pieces;
         for (std::size_t i = 0; i < t.size(); ++i) {
-          pieces.push_back(t[i].defined() ? t[i] : zeros<T>(detail::stacked_shape(k, c.inputs[i].shape())));
+          pieces.push_back(
+              t[i].defined() ? t[i] : zeros<T>(detail::stacked_shape(k, c.inputs[i].shape())));
         }
         return concat(pieces, a + 1);
       });
@@ -59,7 +63,8 @@ Tensor<T> stack(const std::vector<Tensor<T>>& xs, std::int64_t axis) {
   expanded.reserve(xs.size());
   for (const auto& x : xs) {
     if (x.shape() != xs[0].shape()) {
-      throw ShapeError("stack: shapes " + to_string(xs[0].shape()) + " and " + to_string(x.shape()) + " differ");
+      throw ShapeError("stack: shapes " + to_string(xs[0].shape()) + " and " +
+                       to_string(x.shape()) + " differ");
     }
     expanded.push_back(unsqueeze(x, a));
   }

@@ -14,8 +14,9 @@ namespace detail {
 template <class T>
 MatrixView<T> matrix_at(const Tensor<T>& x, std::int64_t offset) {
   const auto r = x.ndim();
-  return {x.raw_data() + offset, x.shape()[static_cast<std::size_t>(r - 2)], x.shape()[static_cast<std::size_t>(r - 1)],
-          x.strides()[static_cast<std::size_t>(r - 2)], x.strides()[static_cast<std::size_t>(r - 1)]};
+  return {x.raw_data() + offset, x.shape()[static_cast<std::size_t>(r - 2)],
+          x.shape()[static_cast<std::size_t>(r - 1)], x.strides()[static_cast<std::size_t>(r - 2)],
+          x.strides()[static_cast<std::size_t>(r - 1)]};
 }
 
 // True when x's batch dimensions and rows form one evenly strided run of rows (so a batch of
@@ -37,13 +38,14 @@ bool rows_fold(const Tensor<T>& x) {
 template <class T>
 Shape matmul_shape(const Tensor<T>& a0, const Tensor<T>& b0) {
   if (a0.ndim() < 2 || b0.ndim() < 2) {
-    throw ShapeError("matmul: expects tensors of rank >= 2, got shapes " + to_string(a0.shape()) + " and " +
-                     to_string(b0.shape()));
+    throw ShapeError("matmul: expects tensors of rank >= 2, got shapes " + to_string(a0.shape()) +
+                     " and " + to_string(b0.shape()));
   }
   const auto m = a0.size(-2), k = a0.size(-1), n = b0.size(-1);
   if (b0.size(-2) != k) {
-    throw ShapeError("matmul: shapes " + to_string(a0.shape()) + " and " + to_string(b0.shape()) + " do not agree (" +
-                     std::to_string(k) + " != " + std::to_string(b0.size(-2)) + ")");
+    throw ShapeError("matmul: shapes " + to_string(a0.shape()) + " and " + to_string(b0.shape()) +
+                     " do not agree (" + std::to_string(k) + " != " + std::to_string(b0.size(-2)) +
+                     ")");
   }
   const Shape a_batch(a0.shape().begin(), a0.shape().end() - 2);
   const Shape b_batch(b0.shape().begin(), b0.shape().end() - 2);
@@ -72,7 +74,8 @@ void matmul_into(const Tensor<T>& a0, const Tensor<T>& b0, Tensor<T>& out, bool 
   const std::int64_t batches = soda::numel(batch);
   if (b_batch.empty() && a_batch == batch && rows_fold(a)) {
     const auto v = matrix_at(a, 0);
-    gemm(MatrixView<T>{v.data, batches * m, k, v.row_stride, 1}, matrix_at(b, 0), out.raw_data(), accumulate);
+    gemm(MatrixView<T>{v.data, batches * m, k, v.row_stride, 1}, matrix_at(b, 0), out.raw_data(),
+         accumulate);
     return;
   }
   Shape a_full = batch, b_full = batch;
@@ -89,8 +92,10 @@ void matmul_into(const Tensor<T>& a0, const Tensor<T>& b0, Tensor<T>& out, bool 
     return offset;
   };
   auto run = [&](std::int64_t i) {
-    gemm(MatrixView<T>{a.raw_data() + offset_of(i, a_strides), m, k, a_strides[batch.size()], a_strides[batch.size() + 1]},
-         MatrixView<T>{b.raw_data() + offset_of(i, b_strides), k, n, b_strides[batch.size()], b_strides[batch.size() + 1]},
+    gemm(MatrixView<T>{a.raw_data() + offset_of(i, a_strides), m, k, a_strides[batch.size()],
+                       a_strides[batch.size() + 1]},
+         MatrixView<T>{b.raw_data() + offset_of(i, b_strides), k, n, b_strides[batch.size()],
+                       b_strides[batch.size() + 1]},
          out.raw_data() + i * m * n, accumulate);
   };
   // Small products run side by side; large ones use the GEMM's own threads.

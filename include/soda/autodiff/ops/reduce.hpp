@@ -5,6 +5,7 @@
 #include "soda/autodiff/ops/declarations.hpp"
 #include "soda/autodiff/tangent.hpp"
 #include "soda/core/kernels/reduce.hpp"
+#include "soda/core/shape.hpp"
 
 namespace soda {
 
@@ -48,7 +49,8 @@ Tensor<T> max(const Tensor<T>& x, std::vector<std::int64_t> axes, bool keepdim) 
   auto out = detail::reduce<detail::MaxReduction>(x, axes, keepdim);
   // Share of each element in the derivative: 1/count at the maxima, 0 elsewhere (a constant).
   const auto is_max = equal(x, reshape(out.detach(), kept));
-  const auto share = div(is_max, reshape(detail::reduce<detail::SumReduction>(is_max, axes, true), kept));
+  const auto share =
+      div(is_max, reshape(detail::reduce<detail::SumReduction>(is_max, axes, true), kept));
   return record_op<T>(
       "max", {x}, out,
       [kept, share](const OpContext<T>&, const Tensor<T>& g) {
@@ -75,7 +77,8 @@ Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape) {
     } else if (shape[i - lead] == 1 && from[i] != 1) {
       axes.push_back(static_cast<std::int64_t>(i));
     } else if (shape[i - lead] != from[i]) {
-      throw ShapeError("sum_to: cannot reduce shape " + to_string(from) + " to " + to_string(shape));
+      throw ShapeError("sum_to: cannot reduce shape " + to_string(from) + " to " +
+                       to_string(shape));
     }
   }
   return reshape(sum(x, axes, true), shape);

@@ -19,7 +19,8 @@ enum class SoftmaxKind { softmax, log_softmax, logsumexp };
 
 // Applies a per-row kernel along `axis`: moves it last (copying if needed) and back.
 template <class T, class RowKernel>
-Tensor<T> along_axis(const Tensor<T>& x, std::int64_t axis, std::int64_t out_row_length, RowKernel kernel) {
+Tensor<T> along_axis(const Tensor<T>& x, std::int64_t axis, std::int64_t out_row_length,
+                     RowKernel kernel) {
   const auto rank = x.ndim();
   std::vector<std::int64_t> order;
   for (std::int64_t d = 0; d < rank; ++d) {
@@ -43,7 +44,8 @@ Tensor<T> along_axis(const Tensor<T>& x, std::int64_t axis, std::int64_t out_row
   T* o = out.raw_data();
   parallel_for(rows, std::max<std::int64_t>(1, elementwise_grain / std::max<std::int64_t>(n, 1)),
                [&](std::int64_t lo, std::int64_t hi) {
-                 for (std::int64_t r = lo; r < hi; ++r) kernel(in + r * n, n, o + r * out_row_length);
+                 for (std::int64_t r = lo; r < hi; ++r)
+                   kernel(in + r * n, n, o + r * out_row_length);
                });
   // Move the axis back: the inverse permutation of `order`.
   Shape shape(static_cast<std::size_t>(rank));
@@ -95,9 +97,10 @@ void softmax_row(SoftmaxKind kind, const T* x, std::int64_t n, T* y) {
 template <class T>
 Tensor<T> softmax(const Tensor<T>& x, std::int64_t axis) {
   const auto a = normalize_axis(axis, x.ndim(), "softmax");
-  auto y = detail::along_axis(x, a, x.shape()[static_cast<std::size_t>(a)], [](const T* in, std::int64_t n, T* out) {
-    detail::softmax_row(detail::SoftmaxKind::softmax, in, n, out);
-  });
+  auto y = detail::along_axis(x, a, x.shape()[static_cast<std::size_t>(a)],
+                              [](const T* in, std::int64_t n, T* out) {
+                                detail::softmax_row(detail::SoftmaxKind::softmax, in, n, out);
+                              });
   return record_op<T>(
       "softmax", {x}, y,
       [a](const OpContext<T>& c, const Tensor<T>& g) {
@@ -113,9 +116,10 @@ Tensor<T> softmax(const Tensor<T>& x, std::int64_t axis) {
 template <class T>
 Tensor<T> log_softmax(const Tensor<T>& x, std::int64_t axis) {
   const auto a = normalize_axis(axis, x.ndim(), "log_softmax");
-  auto y = detail::along_axis(x, a, x.shape()[static_cast<std::size_t>(a)], [](const T* in, std::int64_t n, T* out) {
-    detail::softmax_row(detail::SoftmaxKind::log_softmax, in, n, out);
-  });
+  auto y = detail::along_axis(x, a, x.shape()[static_cast<std::size_t>(a)],
+                              [](const T* in, std::int64_t n, T* out) {
+                                detail::softmax_row(detail::SoftmaxKind::log_softmax, in, n, out);
+                              });
   return record_op<T>(
       "log_softmax", {x}, y,
       [a](const OpContext<T>& c, const Tensor<T>& g) {
@@ -133,8 +137,10 @@ Tensor<T> logsumexp(const Tensor<T>& x, std::int64_t axis, bool keepdim) {
     detail::softmax_row(detail::SoftmaxKind::logsumexp, in, n, out);
   });
   const Shape kept = kept_out.shape();
-  auto out = keepdim ? kept_out : kept_out.view_with(detail::reduced_shape(x.shape(), {a}, false),
-                                                     contiguous_strides(detail::reduced_shape(x.shape(), {a}, false)), 0);
+  auto out = keepdim ? kept_out
+                     : kept_out.view_with(
+                           detail::reduced_shape(x.shape(), {a}, false),
+                           contiguous_strides(detail::reduced_shape(x.shape(), {a}, false)), 0);
   return record_op<T>(
       "logsumexp", {x}, out,
       [kept](const OpContext<T>& c, const Tensor<T>& g) {

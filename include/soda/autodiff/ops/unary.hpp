@@ -5,6 +5,8 @@
 
 #include "soda/autodiff/ops/declarations.hpp"
 #include "soda/autodiff/tangent.hpp"
+#include "soda/core/factories.hpp"
+#include "soda/core/kernels/elementwise.hpp"
 #include "soda/core/kernels/functors.hpp"
 
 namespace soda {
@@ -34,33 +36,38 @@ Tensor<T> exp(const Tensor<T>& x) {
 
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
-  return detail::unary_op("log", x, detail::map_unary(x, detail::fn::Log{}),
-                          [](const Tensor<T>& in, const Tensor<T>&) { return div(Tensor<T>::scalar(1), in); });
+  return detail::unary_op(
+      "log", x, detail::map_unary(x, detail::fn::Log{}),
+      [](const Tensor<T>& in, const Tensor<T>&) { return div(Tensor<T>::scalar(1), in); });
 }
 
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
-  return detail::unary_op("sqrt", x, detail::map_unary(x, detail::fn::Sqrt{}),
-                          [](const Tensor<T>&, const Tensor<T>& y) { return div(Tensor<T>::scalar(T(0.5)), y); });
+  return detail::unary_op(
+      "sqrt", x, detail::map_unary(x, detail::fn::Sqrt{}),
+      [](const Tensor<T>&, const Tensor<T>& y) { return div(Tensor<T>::scalar(T(0.5)), y); });
 }
 
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
-  return detail::unary_op("tanh", x, detail::map_unary(x, detail::fn::Tanh{}),
-                          [](const Tensor<T>&, const Tensor<T>& y) { return sub(Tensor<T>::scalar(1), mul(y, y)); });
+  return detail::unary_op(
+      "tanh", x, detail::map_unary(x, detail::fn::Tanh{}),
+      [](const Tensor<T>&, const Tensor<T>& y) { return sub(Tensor<T>::scalar(1), mul(y, y)); });
 }
 
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
-  return detail::unary_op("sigmoid", x, detail::map_unary(x, detail::fn::Sigmoid{}),
-                          [](const Tensor<T>&, const Tensor<T>& y) { return mul(y, sub(Tensor<T>::scalar(1), y)); });
+  return detail::unary_op(
+      "sigmoid", x, detail::map_unary(x, detail::fn::Sigmoid{}),
+      [](const Tensor<T>&, const Tensor<T>& y) { return mul(y, sub(Tensor<T>::scalar(1), y)); });
 }
 
 // The derivative at 0 is taken as 0 (PyTorch's convention).
 template <class T>
 Tensor<T> relu(const Tensor<T>& x) {
-  return detail::unary_op("relu", x, detail::map_unary(x, detail::fn::Relu{}),
-                          [](const Tensor<T>& in, const Tensor<T>&) { return greater(in, Tensor<T>::scalar(0)); });
+  return detail::unary_op(
+      "relu", x, detail::map_unary(x, detail::fn::Relu{}),
+      [](const Tensor<T>& in, const Tensor<T>&) { return greater(in, Tensor<T>::scalar(0)); });
 }
 
 // The derivative at 0 is taken as 0 (sign(0) = 0, as PyTorch).
@@ -72,8 +79,9 @@ Tensor<T> abs(const Tensor<T>& x) {
 
 template <class T>
 Tensor<T> square(const Tensor<T>& x) {
-  return detail::unary_op("square", x, detail::map_unary(x, detail::fn::Square{}),
-                          [](const Tensor<T>& in, const Tensor<T>&) { return mul(in, Tensor<T>::scalar(2)); });
+  return detail::unary_op(
+      "square", x, detail::map_unary(x, detail::fn::Square{}),
+      [](const Tensor<T>& in, const Tensor<T>&) { return mul(in, Tensor<T>::scalar(2)); });
 }
 
 template <class T>
@@ -88,7 +96,8 @@ Tensor<T> pow(const Tensor<T>& x, T exponent) {
 // Gradient 1 for low <= x <= high, 0 outside (PyTorch's convention at the bounds).
 template <class T>
 Tensor<T> clamp(const Tensor<T>& x, T low, T high) {
-  if (low > high) throw ValueError("clamp: low " + std::to_string(low) + " exceeds high " + std::to_string(high));
+  if (low > high)
+    throw ValueError("clamp: low " + std::to_string(low) + " exceeds high " + std::to_string(high));
   return detail::unary_op("clamp", x, detail::map_unary(x, detail::fn::Clamp<T>{low, high}),
                           [low, high](const Tensor<T>& in, const Tensor<T>&) {
                             return detail::map_unary(in, detail::fn::InRange<T>{low, high});

@@ -17,7 +17,8 @@ inline Shape resolve_reshape(const Shape& from, Shape to) {
   std::int64_t known = 1, infer = -1;
   for (std::size_t i = 0; i < to.size(); ++i) {
     if (to[i] == -1) {
-      if (infer >= 0) throw ShapeError("reshape: more than one -1 in target shape " + to_string(to));
+      if (infer >= 0)
+        throw ShapeError("reshape: more than one -1 in target shape " + to_string(to));
       infer = static_cast<std::int64_t>(i);
     } else if (to[i] < 0) {
       throw ShapeError("reshape: negative extent in target shape " + to_string(to));
@@ -37,7 +38,8 @@ inline Shape resolve_reshape(const Shape& from, Shape to) {
 // Strides that let `to` view the same elements as a tensor of shape `from` with `strides`, in
 // row-major order, when they exist (PyTorch's rule: every contiguous chunk of the old view must
 // map onto whole dimensions of the new one). Unit axes can always be added or removed.
-inline std::optional<Strides> view_strides(const Shape& from, const Strides& strides, const Shape& to) {
+inline std::optional<Strides> view_strides(const Shape& from, const Strides& strides,
+                                           const Shape& to) {
   if (from.empty() || soda::numel(from) == 0) return contiguous_strides(to);
   Strides out(to.size(), 0);
   std::int64_t view_d = static_cast<std::int64_t>(to.size()) - 1;
@@ -46,7 +48,8 @@ inline std::optional<Strides> view_strides(const Shape& from, const Strides& str
     const auto ud = static_cast<std::size_t>(d);
     tensor_numel *= from[ud];
     if (d == 0 || (from[ud - 1] != 1 && strides[ud - 1] != tensor_numel * chunk_base_stride)) {
-      while (view_d >= 0 && (view_numel < tensor_numel || to[static_cast<std::size_t>(view_d)] == 1)) {
+      while (view_d >= 0 &&
+             (view_numel < tensor_numel || to[static_cast<std::size_t>(view_d)] == 1)) {
         out[static_cast<std::size_t>(view_d)] = view_numel * chunk_base_stride;
         view_numel *= to[static_cast<std::size_t>(view_d)];
         --view_d;
@@ -70,7 +73,8 @@ void assign(const Tensor<T>& dst, const Tensor<T>& src) {
   const T* s = src.raw_data();
   for_each_row<2>(dst.shape(), {dst.strides(), broadcast_strides(src, dst.shape())},
                   [&](const auto& off, const auto& st, std::int64_t n) {
-                    for (std::int64_t i = 0; i < n; ++i) d[off[0] + i * st[0]] = s[off[1] + i * st[1]];
+                    for (std::int64_t i = 0; i < n; ++i)
+                      d[off[0] + i * st[0]] = s[off[1] + i * st[1]];
                   });
 }
 
@@ -81,7 +85,8 @@ struct SliceSpec {
 inline SliceSpec normalize_slice(const Shape& shape, std::int64_t axis, std::int64_t start,
                                  std::int64_t stop, std::int64_t step, const char* op) {
   const auto a = normalize_axis(axis, static_cast<std::int64_t>(shape.size()), op);
-  if (step <= 0) throw ValueError(std::string(op) + ": step must be positive, got " + std::to_string(step));
+  if (step <= 0)
+    throw ValueError(std::string(op) + ": step must be positive, got " + std::to_string(step));
   const std::int64_t n = shape[static_cast<std::size_t>(a)];
   auto clip = [n](std::int64_t i) { return std::clamp<std::int64_t>(i < 0 ? i + n : i, 0, n); };
   const std::int64_t lo = clip(start), hi = std::max(clip(stop), clip(start));
@@ -106,8 +111,9 @@ Tensor<T> reshape(const Tensor<T>& x, Shape shape) {
   shape = detail::resolve_reshape(x.shape(), std::move(shape));
   if (shape == x.shape()) return x;
   const auto strides = detail::view_strides(x.shape(), x.strides(), shape);
-  const auto out = strides ? x.view_with(shape, *strides, x.offset())
-                           : detail::copy_contiguous(x).view_with(shape, contiguous_strides(shape), 0);
+  const auto out = strides
+                       ? x.view_with(shape, *strides, x.offset())
+                       : detail::copy_contiguous(x).view_with(shape, contiguous_strides(shape), 0);
   return record_op<T>(
       "reshape", {x}, out,
       [](const OpContext<T>& c, const Tensor<T>& g) {
@@ -122,17 +128,19 @@ template <class T>
 Tensor<T> permute(const Tensor<T>& x, std::vector<std::int64_t> axes) {
   const auto rank = x.ndim();
   if (static_cast<std::int64_t>(axes.size()) != rank) {
-    throw ShapeError("permute: " + std::to_string(axes.size()) + " axes given for a tensor of shape " +
-                     to_string(x.shape()));
+    throw ShapeError("permute: " + std::to_string(axes.size()) +
+                     " axes given for a tensor of shape " + to_string(x.shape()));
   }
   std::vector<bool> seen(static_cast<std::size_t>(rank), false);
   for (auto& a : axes) {
     a = normalize_axis(a, rank, "permute");
-    if (seen[static_cast<std::size_t>(a)]) throw ShapeError("permute: axis " + std::to_string(a) + " repeated");
+    if (seen[static_cast<std::size_t>(a)])
+      throw ShapeError("permute: axis " + std::to_string(a) + " repeated");
     seen[static_cast<std::size_t>(a)] = true;
   }
   bool identity = true;
-  for (std::int64_t i = 0; i < rank; ++i) identity = identity && axes[static_cast<std::size_t>(i)] == i;
+  for (std::int64_t i = 0; i < rank; ++i)
+    identity = identity && axes[static_cast<std::size_t>(i)] == i;
   if (identity) return x;
   Shape shape(static_cast<std::size_t>(rank));
   Strides strides(static_cast<std::size_t>(rank));
@@ -173,7 +181,9 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape) {
     const auto target = shape[shape.size() - from.size() + i];
     ok = from[i] == target || from[i] == 1;
   }
-  if (!ok) throw ShapeError("broadcast_to: cannot broadcast shape " + to_string(from) + " to " + to_string(shape));
+  if (!ok)
+    throw ShapeError("broadcast_to: cannot broadcast shape " + to_string(from) + " to " +
+                     to_string(shape));
   auto out = x.view_with(shape, detail::broadcast_strides(x, shape), x.offset());
   return record_op<T>(
       "broadcast_to", {x}, out,
@@ -189,11 +199,13 @@ template <class T>
 Tensor<T> slice(const Tensor<T>& x, std::int64_t axis, std::int64_t start, std::int64_t stop,
                 std::int64_t step) {
   const auto s = detail::normalize_slice(x.shape(), axis, start, stop, step, "slice");
-  if (s.start == 0 && s.step == 1 && s.length == x.shape()[static_cast<std::size_t>(s.axis)]) return x;
+  if (s.start == 0 && s.step == 1 && s.length == x.shape()[static_cast<std::size_t>(s.axis)])
+    return x;
   return record_op<T>(
       "slice", {x}, detail::slice_view(x, s),
       [s](const OpContext<T>& c, const Tensor<T>& g) {
-        return std::vector<Tensor<T>>{slice_scatter(g, c.inputs[0].shape(), s.axis, s.start, s.stop, s.step)};
+        return std::vector<Tensor<T>>{
+            slice_scatter(g, c.inputs[0].shape(), s.axis, s.start, s.stop, s.step)};
       },
       [s](const OpContext<T>&, const std::vector<Tensor<T>>& t) {
         return slice(t[0], s.axis + 1, s.start, s.stop, s.step);
@@ -218,8 +230,8 @@ Tensor<T> slice_scatter(const Tensor<T>& src, const Shape& shape, std::int64_t a
         return std::vector<Tensor<T>>{slice(g, s.axis, s.start, s.stop, s.step)};
       },
       [s](const OpContext<T>& c, const std::vector<Tensor<T>>& t) {
-        return slice_scatter(t[0], detail::stacked_shape(t[0].shape()[0], c.output.shape()), s.axis + 1,
-                             s.start, s.stop, s.step);
+        return slice_scatter(t[0], detail::stacked_shape(t[0].shape()[0], c.output.shape()),
+                             s.axis + 1, s.start, s.stop, s.step);
       });
 }
 
@@ -247,7 +259,8 @@ template <class T>
 Tensor<T> squeeze(const Tensor<T>& x, std::int64_t axis) {
   const auto a = normalize_axis(axis, x.ndim(), "squeeze");
   if (x.shape()[static_cast<std::size_t>(a)] != 1) {
-    throw ShapeError("squeeze: axis " + std::to_string(a) + " of shape " + to_string(x.shape()) + " is not 1");
+    throw ShapeError("squeeze: axis " + std::to_string(a) + " of shape " + to_string(x.shape()) +
+                     " is not 1");
   }
   Shape shape = x.shape();
   shape.erase(shape.begin() + a);
@@ -257,8 +270,10 @@ Tensor<T> squeeze(const Tensor<T>& x, std::int64_t axis) {
 // Merges axes start_axis.. into one: [N, C, H, W] -> [N, C*H*W] for start_axis 1.
 template <class T>
 Tensor<T> flatten(const Tensor<T>& x, std::int64_t start_axis) {
-  const auto a = static_cast<std::size_t>(normalize_axis(start_axis, std::max<std::int64_t>(x.ndim(), 1), "flatten"));
-  Shape shape(x.shape().begin(), x.shape().begin() + static_cast<std::ptrdiff_t>(std::min(a, x.shape().size())));
+  const auto a = static_cast<std::size_t>(
+      normalize_axis(start_axis, std::max<std::int64_t>(x.ndim(), 1), "flatten"));
+  Shape shape(x.shape().begin(),
+              x.shape().begin() + static_cast<std::ptrdiff_t>(std::min(a, x.shape().size())));
   shape.push_back(-1);
   return reshape(x, shape);
 }

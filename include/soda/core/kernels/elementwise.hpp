@@ -136,9 +136,8 @@ template <class T>
 void fill(Tensor<T>& t, T value) {
   T* p = t.data();
   const std::int64_t n = t.numel();
-  parallel_for(n, elementwise_grain, [&](std::int64_t lo, std::int64_t hi) {
-    std::fill(p + lo, p + hi, value);
-  });
+  parallel_for(n, elementwise_grain,
+               [&](std::int64_t lo, std::int64_t hi) { std::fill(p + lo, p + hi, value); });
 }
 
 }  // namespace soda::detail

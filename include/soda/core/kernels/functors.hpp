@@ -23,72 +23,112 @@ V mask_of(const C& c) {
 }
 
 struct Add {
-  template <class V> V operator()(V a, V b) const { return a + b; }
+  template <class V>
+  V operator()(V a, V b) const {
+    return a + b;
+  }
 };
 struct Sub {
-  template <class V> V operator()(V a, V b) const { return a - b; }
+  template <class V>
+  V operator()(V a, V b) const {
+    return a - b;
+  }
 };
 struct Mul {
-  template <class V> V operator()(V a, V b) const { return a * b; }
+  template <class V>
+  V operator()(V a, V b) const {
+    return a * b;
+  }
 };
 struct Div {
-  template <class V> V operator()(V a, V b) const { return a / b; }
+  template <class V>
+  V operator()(V a, V b) const {
+    return a / b;
+  }
 };
 // maximum/minimum propagate NaN from either operand (as NumPy/PyTorch); ties pick a.
 struct Maximum {
-  template <class V> V operator()(V a, V b) const {
-    if constexpr (scalar_v<V>) return a >= b || a != a ? a : b;
-    else return xsimd::select(a >= b || xsimd::isnan(a), a, b);
+  template <class V>
+  V operator()(V a, V b) const {
+    if constexpr (scalar_v<V>)
+      return a >= b || a != a ? a : b;
+    else
+      return xsimd::select(a >= b || xsimd::isnan(a), a, b);
   }
 };
 struct Minimum {
-  template <class V> V operator()(V a, V b) const {
-    if constexpr (scalar_v<V>) return a <= b || a != a ? a : b;
-    else return xsimd::select(a <= b || xsimd::isnan(a), a, b);
+  template <class V>
+  V operator()(V a, V b) const {
+    if constexpr (scalar_v<V>)
+      return a <= b || a != a ? a : b;
+    else
+      return xsimd::select(a <= b || xsimd::isnan(a), a, b);
   }
 };
 struct Greater {
-  template <class V> V operator()(V a, V b) const { return mask_of<V>(a > b); }
+  template <class V>
+  V operator()(V a, V b) const {
+    return mask_of<V>(a > b);
+  }
 };
 struct GreaterEqual {
-  template <class V> V operator()(V a, V b) const { return mask_of<V>(a >= b); }
+  template <class V>
+  V operator()(V a, V b) const {
+    return mask_of<V>(a >= b);
+  }
 };
 struct Less {
-  template <class V> V operator()(V a, V b) const { return mask_of<V>(a < b); }
+  template <class V>
+  V operator()(V a, V b) const {
+    return mask_of<V>(a < b);
+  }
 };
 struct LessEqual {
-  template <class V> V operator()(V a, V b) const { return mask_of<V>(a <= b); }
+  template <class V>
+  V operator()(V a, V b) const {
+    return mask_of<V>(a <= b);
+  }
 };
 struct Equal {
-  template <class V> V operator()(V a, V b) const { return mask_of<V>(a == b); }
+  template <class V>
+  V operator()(V a, V b) const {
+    return mask_of<V>(a == b);
+  }
 };
 
 struct Neg {
-  template <class V> V operator()(V x) const { return -x; }
+  template <class V>
+  V operator()(V x) const {
+    return -x;
+  }
 };
 struct Exp {
-  template <class V> V operator()(V x) const {
+  template <class V>
+  V operator()(V x) const {
     using std::exp;
     using xsimd::exp;
     return exp(x);
   }
 };
 struct Log {
-  template <class V> V operator()(V x) const {
+  template <class V>
+  V operator()(V x) const {
     using std::log;
     using xsimd::log;
     return log(x);
   }
 };
 struct Sqrt {
-  template <class V> V operator()(V x) const {
+  template <class V>
+  V operator()(V x) const {
     using std::sqrt;
     using xsimd::sqrt;
     return sqrt(x);
   }
 };
 struct Tanh {
-  template <class V> V operator()(V x) const {
+  template <class V>
+  V operator()(V x) const {
     using std::tanh;
     using xsimd::tanh;
     return tanh(x);
@@ -96,36 +136,48 @@ struct Tanh {
 };
 struct Sigmoid {
   // 1 / (1 + exp(-x)): exp overflows to inf for very negative x, giving the correct limit 0.
-  template <class V> V operator()(V x) const {
+  template <class V>
+  V operator()(V x) const {
     using std::exp;
     using xsimd::exp;
     return V(1) / (V(1) + exp(-x));
   }
 };
 struct Relu {
-  template <class V> V operator()(V x) const {
-    if constexpr (scalar_v<V>) return x > V(0) ? x : V(0);
-    else return xsimd::select(x > V(0), x, V(0));
+  template <class V>
+  V operator()(V x) const {
+    if constexpr (scalar_v<V>)
+      return x > V(0) ? x : V(0);
+    else
+      return xsimd::select(x > V(0), x, V(0));
   }
 };
 struct Abs {
-  template <class V> V operator()(V x) const {
-    if constexpr (scalar_v<V>) return x < V(0) ? -x : x;
-    else return xsimd::abs(x);
+  template <class V>
+  V operator()(V x) const {
+    if constexpr (scalar_v<V>)
+      return x < V(0) ? -x : x;
+    else
+      return xsimd::abs(x);
   }
 };
 struct Sign {
-  template <class V> V operator()(V x) const {
+  template <class V>
+  V operator()(V x) const {
     return mask_of<V>(x > V(0)) - mask_of<V>(x < V(0));
   }
 };
 struct Square {
-  template <class V> V operator()(V x) const { return x * x; }
+  template <class V>
+  V operator()(V x) const {
+    return x * x;
+  }
 };
 template <class T>
 struct PowScalar {
   T exponent;
-  template <class V> V operator()(V x) const {
+  template <class V>
+  V operator()(V x) const {
     if (exponent == T(2)) return x * x;
     if (exponent == T(1)) return x;
     if constexpr (scalar_v<V>) {
@@ -138,18 +190,24 @@ struct PowScalar {
 template <class T>
 struct Clamp {
   T low, high;
-  template <class V> V operator()(V x) const {
-    if constexpr (scalar_v<V>) return x < low ? low : (x > high ? high : x);
-    else return xsimd::select(x < V(low), V(low), xsimd::select(x > V(high), V(high), x));
+  template <class V>
+  V operator()(V x) const {
+    if constexpr (scalar_v<V>)
+      return x < low ? low : (x > high ? high : x);
+    else
+      return xsimd::select(x < V(low), V(low), xsimd::select(x > V(high), V(high), x));
   }
 };
 // 1 where low <= x <= high: the derivative of clamp (PyTorch's convention at the bounds).
 template <class T>
 struct InRange {
   T low, high;
-  template <class V> V operator()(V x) const {
-    if constexpr (scalar_v<V>) return (x >= low && x <= high) ? V(1) : V(0);
-    else return xsimd::select((x >= V(low)) && (x <= V(high)), V(1), V(0));
+  template <class V>
+  V operator()(V x) const {
+    if constexpr (scalar_v<V>)
+      return (x >= low && x <= high) ? V(1) : V(0);
+    else
+      return xsimd::select((x >= V(low)) && (x <= V(high)), V(1), V(0));
   }
 };
 

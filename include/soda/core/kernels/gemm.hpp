@@ -17,8 +17,12 @@ struct MatrixView {
   const T* data;
   std::int64_t rows, cols, row_stride, col_stride;
 
-  bool row_major() const { return col_stride == 1 && row_stride >= std::max<std::int64_t>(cols, 1); }
-  bool column_major() const { return row_stride == 1 && col_stride >= std::max<std::int64_t>(rows, 1); }
+  bool row_major() const {
+    return col_stride == 1 && row_stride >= std::max<std::int64_t>(cols, 1);
+  }
+  bool column_major() const {
+    return row_stride == 1 && col_stride >= std::max<std::int64_t>(rows, 1);
+  }
 };
 
 template <class T, int Order>

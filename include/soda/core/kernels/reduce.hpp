@@ -14,24 +14,40 @@
 namespace soda::detail {
 
 struct SumReduction {
-  template <class T> static constexpr T identity() { return T(0); }
-  template <class V> static V combine(V a, V b) { return a + b; }
-  template <class T> static T horizontal(xsimd::batch<T> v) { return xsimd::hadd(v); }
+  template <class T>
+  static constexpr T identity() {
+    return T(0);
+  }
+  template <class V>
+  static V combine(V a, V b) {
+    return a + b;
+  }
+  template <class T>
+  static T horizontal(xsimd::batch<T> v) {
+    return xsimd::hadd(v);
+  }
 };
 
 struct MaxReduction {
-  template <class T> static constexpr T identity() {
-    if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
-    else return std::numeric_limits<T>::lowest();
+  template <class T>
+  static constexpr T identity() {
+    if constexpr (std::numeric_limits<T>::has_infinity)
+      return -std::numeric_limits<T>::infinity();
+    else
+      return std::numeric_limits<T>::lowest();
   }
   // NaN propagates from either side (as NumPy's max), wherever it sits in the row. (xsimd's
   // batch != is an ordered compare, false for NaN: hence isnan.)
-  template <class V> static V combine(V a, V b) {
-    if constexpr (std::is_arithmetic_v<V>) return a >= b || a != a ? a : b;
-    else return xsimd::select(a >= b || xsimd::isnan(a), a, b);
+  template <class V>
+  static V combine(V a, V b) {
+    if constexpr (std::is_arithmetic_v<V>)
+      return a >= b || a != a ? a : b;
+    else
+      return xsimd::select(a >= b || xsimd::isnan(a), a, b);
   }
-  template <class T> static T horizontal(xsimd::batch<T> v) {
-    alignas(64) T lanes[xsimd::batch<T>::size];
+  template <class T>
+  static T horizontal(xsimd::batch<T> v) {
+    alignas(64) T lanes[xsimd::batch<T>::size] = {};
     v.store_aligned(lanes);
     T m = lanes[0];
     for (const T x : lanes) m = combine(m, x);
@@ -55,7 +71,8 @@ T reduce_contiguous(const T* p, std::int64_t n) {
         acc2 = R::combine(acc2, B::load_unaligned(p + i + 2 * w));
         acc3 = R::combine(acc3, B::load_unaligned(p + i + 3 * w));
       }
-      result = R::template horizontal<T>(R::combine(R::combine(acc0, acc1), R::combine(acc2, acc3)));
+      result =
+          R::template horizontal<T>(R::combine(R::combine(acc0, acc1), R::combine(acc2, acc3)));
     }
   }
   for (; i < n; ++i) result = R::combine(result, p[i]);
@@ -67,11 +84,13 @@ inline constexpr std::int64_t reduction_chunk = 1 << 14;
 // out[p] = reduce(x[p * r : (p + 1) * r]) for a contiguous [rows, r] block.
 template <class R, class T>
 void reduce_rows(const T* x, std::int64_t rows, std::int64_t r, T* out) {
-  const std::int64_t chunks = std::max<std::int64_t>(1, (r + reduction_chunk - 1) / reduction_chunk);
+  const std::int64_t chunks =
+      std::max<std::int64_t>(1, (r + reduction_chunk - 1) / reduction_chunk);
   if (chunks == 1) {
     parallel_for(rows, std::max<std::int64_t>(1, elementwise_grain / std::max<std::int64_t>(r, 1)),
                  [&](std::int64_t lo, std::int64_t hi) {
-                   for (std::int64_t p = lo; p < hi; ++p) out[p] = reduce_contiguous<R>(x + p * r, r);
+                   for (std::int64_t p = lo; p < hi; ++p)
+                     out[p] = reduce_contiguous<R>(x + p * r, r);
                  });
     return;
   }
@@ -86,7 +105,8 @@ void reduce_rows(const T* x, std::int64_t rows, std::int64_t r, T* out) {
   });
   for (std::int64_t p = 0; p < rows; ++p) {
     T acc = R::template identity<T>();
-    for (std::int64_t c = 0; c < chunks; ++c) acc = R::combine(acc, partial[static_cast<std::size_t>(p * chunks + c)]);
+    for (std::int64_t c = 0; c < chunks; ++c)
+      acc = R::combine(acc, partial[static_cast<std::size_t>(p * chunks + c)]);
     out[p] = acc;
   }
 }
@@ -103,7 +123,8 @@ void reduce_columns(const T* x, std::int64_t rows, std::int64_t cols, T* out) {
         using B = xsimd::batch<T>;
         constexpr std::int64_t w = B::size;
         for (; j + w <= hi; j += w) {
-          R::combine(B::load_unaligned(out + j), B::load_unaligned(row + j)).store_unaligned(out + j);
+          R::combine(B::load_unaligned(out + j), B::load_unaligned(row + j))
+              .store_unaligned(out + j);
         }
       }
       for (; j < hi; ++j) out[j] = R::combine(out[j], row[j]);
@@ -112,14 +133,17 @@ void reduce_columns(const T* x, std::int64_t rows, std::int64_t cols, T* out) {
 }
 
 // Shape after reducing `axes` (sorted, unique): 1 on reduced axes with keepdim, dropped otherwise.
-inline Shape reduced_shape(const Shape& shape, const std::vector<std::int64_t>& axes, bool keepdim) {
+inline Shape reduced_shape(const Shape& shape, const std::vector<std::int64_t>& axes,
+                           bool keepdim) {
   Shape out;
   std::size_t next = 0;
   for (std::size_t d = 0; d < shape.size(); ++d) {
     const bool reduced = next < axes.size() && axes[next] == static_cast<std::int64_t>(d);
     if (reduced) ++next;
-    if (!reduced) out.push_back(shape[d]);
-    else if (keepdim) out.push_back(1);
+    if (!reduced)
+      out.push_back(shape[d]);
+    else if (keepdim)
+      out.push_back(1);
   }
   return out;
 }
@@ -135,7 +159,8 @@ Tensor<T> reduce(const Tensor<T>& x, const std::vector<std::int64_t>& axes, bool
   auto out = Tensor<T>::empty(reduced_shape(shape, axes, keepdim));
   T* o = out.raw_data();
   std::int64_t kept_count = 1, reduced_count = 1;
-  for (std::size_t d = 0; d < shape.size(); ++d) (is_reduced[d] ? reduced_count : kept_count) *= shape[d];
+  for (std::size_t d = 0; d < shape.size(); ++d)
+    (is_reduced[d] ? reduced_count : kept_count) *= shape[d];
   if (reduced_count == 0 && !std::is_same_v<R, SumReduction>) {
     throw ValueError("max: cannot reduce over an empty axis of shape " + to_string(shape));
   }
@@ -146,8 +171,10 @@ Tensor<T> reduce(const Tensor<T>& x, const std::vector<std::int64_t>& axes, bool
   for (std::size_t d = 0; d < shape.size() && phase >= 0; ++d) {
     if (shape[d] == 1) continue;
     if (is_reduced[d]) {
-      if (phase == 2) phase = -1;
-      else phase = 1;
+      if (phase == 2)
+        phase = -1;
+      else
+        phase = 1;
     } else if (phase == 0) {
       outer *= shape[d];
     } else {
@@ -160,7 +187,8 @@ Tensor<T> reduce(const Tensor<T>& x, const std::vector<std::int64_t>& axes, bool
     if (inner == 1) {
       reduce_rows<R>(in, outer, reduced_count, o);
     } else {
-      for (std::int64_t p = 0; p < outer; ++p) reduce_columns<R>(in + p * reduced_count * inner, reduced_count, inner, o + p * inner);
+      for (std::int64_t p = 0; p < outer; ++p)
+        reduce_columns<R>(in + p * reduced_count * inner, reduced_count, inner, o + p * inner);
     }
     return out;
   }

@@ -1,0 +1,258 @@
+// soda/data/idx.hpp: IDX files raw and gzip'd (written here with zlib), MNIST-layout folders,
+// one test per error, and the real Fashion-MNIST from Debian's dataset-fashion-mnist package.
+#include <doctest/doctest.h>
+
+#include <soda/soda.hpp>
+
+#include <zlib.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "scratch.hpp"
+
+namespace {
+
+// An IDX file: magic 0 0 dtype rank, big-endian u32 extents, then `data`.
+scratch::Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const scratch::Bytes& data,
+                         unsigned char dtype = 0x08) {
+  scratch::Bytes out = {0, 0, dtype, static_cast<unsigned char>(dims.size())};
+  for (const auto d : dims) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out.push_back(static_cast<unsigned char>(d >> shift));
+  }
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+void check_bytes(const soda::Tensor<std::uint8_t>& t, const scratch::Bytes& expected) {
+  REQUIRE(t.numel() == static_cast<std::int64_t>(expected.size()));
+  std::int64_t wrong = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) wrong += t.data()[i] != expected[i];
+  CHECK(wrong == 0);
+}
+
+// Writes an MNIST-layout folder of `n` 28x28 images and labels (images gzip'd, labels raw).
+void write_mnist_folder(const std::filesystem::path& root, const std::string& prefix,
+                        std::uint32_t n, const scratch::Bytes& pixels,
+                        const scratch::Bytes& labels) {
+  scratch::write_gzip(root / (prefix + "-images-idx3-ubyte.gz"), idx_bytes({n, 28, 28}, pixels));
+  scratch::write_raw(root / (prefix + "-labels-idx1-ubyte"),
+                     idx_bytes({static_cast<std::uint32_t>(labels.size())}, labels));
+}
+
+// The decompressed bytes of a gzip file, read with zlib directly (the oracle for the real data).
+scratch::Bytes gunzip(const std::filesystem::path& file) {
+  gzFile in = gzopen(file.c_str(), "rb");
+  REQUIRE(in != nullptr);
+  scratch::Bytes out;
+  std::array<unsigned char, 65536> buffer{};
+  int got = 0;
+  while ((got = gzread(in, buffer.data(), buffer.size())) > 0)
+    out.insert(out.end(), buffer.data(), buffer.data() + got);
+  gzclose(in);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("data/idx") {
+  TEST_CASE("a raw IDX file reads back with its shape and every byte") {
+    scratch::TempFolder tmp;
+    const auto data = scratch::pattern(4 * 5 * 6, 1);
+    scratch::write_raw(tmp.path() / "cube.idx", idx_bytes({4, 5, 6}, data));
+    const auto t = soda::load_idx_u8(tmp.path() / "cube.idx");
+    CHECK(t.shape() == soda::Shape{4, 5, 6});
+    check_bytes(t, data);
+    CHECK(t.at({3, 4, 5}) == data[3 * 30 + 4 * 6 + 5]);
+  }
+
+  TEST_CASE("gzip is detected by its magic, not by the file name") {
+    scratch::TempFolder tmp;
+    const auto data = scratch::pattern(7 * 3, 2);
+    scratch::write_gzip(tmp.path() / "no-extension", idx_bytes({7, 3}, data));
+    scratch::write_raw(tmp.path() / "raw-but-named.gz", idx_bytes({7, 3}, data));
+    REQUIRE(scratch::read_raw(tmp.path() / "no-extension")[0] == 0x1f);
+    const auto inflated = soda::load_idx_u8(tmp.path() / "no-extension");
+    const auto raw = soda::load_idx_u8(tmp.path() / "raw-but-named.gz");
+    CHECK(inflated.shape() == soda::Shape{7, 3});
+    CHECK(raw.shape() == soda::Shape{7, 3});
+    check_bytes(inflated, data);
+    check_bytes(raw, data);
+  }
+
+  TEST_CASE("a large gzip file (several read chunks) inflates completely") {
+    scratch::TempFolder tmp;
+    const auto data = scratch::pattern(3'000'000, 3);
+    scratch::write_gzip(tmp.path() / "big.gz", idx_bytes({3'000'000}, data));
+    check_bytes(soda::load_idx_u8(tmp.path() / "big.gz"), data);
+  }
+
+  TEST_CASE("load_mnist reads an MNIST-layout folder (.gz or not) as [N, 1, 28, 28]") {
+    scratch::TempFolder tmp;
+    const auto pixels = scratch::pattern(6 * 784, 4);
+    const scratch::Bytes labels = {7, 2, 1, 0, 4, 9};
+    write_mnist_folder(tmp.path(), "train", 6, pixels, labels);
+    const auto test_pixels = scratch::pattern(2 * 784, 5);
+    write_mnist_folder(tmp.path(), "t10k", 2, test_pixels, {3, 3});
+
+    const auto train = soda::load_mnist(tmp.path(), true);
+    CHECK(train.images.shape() == soda::Shape{6, 1, 28, 28});
+    CHECK(train.classes == 10);
+    CHECK(train.class_names[7] == "7");
+    check_bytes(train.images, pixels);
+    for (std::int64_t i = 0; i < 6; ++i) CHECK(train.labels.at({i}) == labels[i]);
+    CHECK(train.images.at({5, 0, 27, 27}) == pixels[5 * 784 + 27 * 28 + 27]);
+
+    const auto test = soda::load_fashion_mnist(tmp.path(), false);
+    CHECK(test.images.shape() == soda::Shape{2, 1, 28, 28});
+    CHECK(test.class_names[9] == "Ankle boot");
+    check_bytes(test.images, test_pixels);
+    CHECK(test.labels.at({1}) == 3);
+  }
+
+  TEST_CASE("a missing file is named, with the files expected") {
+    scratch::TempFolder tmp;
+    const auto missing =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "nope"); });
+    CHECK(scratch::mentions(missing, {(tmp.path() / "nope").string(), "missing"}));
+
+    write_mnist_folder(tmp.path(), "train", 1, scratch::pattern(784, 6), {1});
+    std::filesystem::remove(tmp.path() / "train-labels-idx1-ubyte");
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_fashion_mnist(tmp.path(), true); });
+    CHECK(scratch::mentions(message, {(tmp.path() / "train-labels-idx1-ubyte").string(), "missing",
+                                      "t10k-images-idx3-ubyte", "dataset-fashion-mnist"}));
+  }
+
+  TEST_CASE("a bad magic number is reported with the bytes found") {
+    scratch::TempFolder tmp;
+    scratch::write_raw(tmp.path() / "bad", {0x00, 0x01, 0x08, 0x01, 0, 0, 0, 0});
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "bad"); });
+    CHECK(scratch::mentions(message, {(tmp.path() / "bad").string(), "bad magic", "0x01"}));
+
+    scratch::write_raw(tmp.path() / "empty", {});
+    const auto empty =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "empty"); });
+    CHECK(scratch::mentions(empty, {(tmp.path() / "empty").string(), "bad magic", "empty"}));
+  }
+
+  TEST_CASE("a dtype other than unsigned byte is named") {
+    scratch::TempFolder tmp;
+    scratch::write_gzip(tmp.path() / "floats.gz", idx_bytes({2}, scratch::pattern(8, 7), 0x0D));
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "floats.gz"); });
+    CHECK(scratch::mentions(message, {(tmp.path() / "floats.gz").string(), "0x0D", "float32"}));
+  }
+
+  TEST_CASE("data shorter than the extents say is reported as truncated") {
+    scratch::TempFolder tmp;
+    auto bytes = idx_bytes({10, 28, 28}, scratch::pattern(10 * 784, 8));
+    bytes.resize(bytes.size() - 1);
+    scratch::write_gzip(tmp.path() / "short.gz", bytes);
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "short.gz"); });
+    CHECK(scratch::mentions(
+        message, {(tmp.path() / "short.gz").string(), "truncated", "[10, 28, 28]", "7839"}));
+
+    // Extents whose product overflows 64 bits are truncated too, not a crash.
+    scratch::write_raw(tmp.path() / "huge",
+                       idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu}, {1}));
+    const auto huge =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "huge"); });
+    CHECK(scratch::mentions(huge, {(tmp.path() / "huge").string(), "truncated"}));
+
+    // The header itself cut short.
+    scratch::write_raw(tmp.path() / "header", {0, 0, 8, 3, 0, 0, 0, 1});
+    const auto header =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "header"); });
+    CHECK(
+        scratch::mentions(header, {(tmp.path() / "header").string(), "truncated", "3 dimensions"}));
+  }
+
+  TEST_CASE("bytes after the declared data are reported as corrupt") {
+    scratch::TempFolder tmp;
+    scratch::write_raw(tmp.path() / "long", idx_bytes({3}, {1, 2, 3, 4}));
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "long"); });
+    CHECK(scratch::mentions(message, {(tmp.path() / "long").string(), "corrupt", "1 bytes"}));
+  }
+
+  TEST_CASE("a gzip stream cut short is reported as truncated") {
+    scratch::TempFolder tmp;
+    scratch::write_gzip(tmp.path() / "whole.gz", idx_bytes({20000}, scratch::pattern(20000, 9)));
+    auto gz = scratch::read_raw(tmp.path() / "whole.gz");
+    gz.resize(gz.size() / 2);
+    scratch::write_raw(tmp.path() / "cut.gz", gz);
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "cut.gz"); });
+    CHECK(scratch::mentions(message, {(tmp.path() / "cut.gz").string(), "truncated"}));
+  }
+
+  TEST_CASE("image and label counts that differ name both files") {
+    scratch::TempFolder tmp;
+    write_mnist_folder(tmp.path(), "t10k", 3, scratch::pattern(3 * 784, 10), {1, 2});
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_mnist(tmp.path(), false); });
+    CHECK(scratch::mentions(
+        message, {(tmp.path() / "t10k-images-idx3-ubyte.gz").string(),
+                  (tmp.path() / "t10k-labels-idx1-ubyte").string(), "3 images", "2 labels"}));
+  }
+
+  TEST_CASE("a label above 9 names the file and the image") {
+    scratch::TempFolder tmp;
+    write_mnist_folder(tmp.path(), "t10k", 3, scratch::pattern(3 * 784, 11), {1, 12, 2});
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_mnist(tmp.path(), false); });
+    CHECK(scratch::mentions(message,
+                            {(tmp.path() / "t10k-labels-idx1-ubyte").string(), "image 1", "12"}));
+  }
+
+  TEST_CASE(
+      "real Fashion-MNIST: 60000 + 10000 images, balanced labels, pixels as zlib reads them") {
+    const auto root = soda::fashion_mnist_default_root();
+    if (!std::filesystem::is_directory(root)) {
+      FAIL("Fashion-MNIST is not installed at " << root.string()
+                                                << ": run `apt-get install dataset-fashion-mnist` "
+                                                   "(or scripts/install_deps.sh)");
+    }
+    for (const bool train : {true, false}) {
+      CAPTURE(train);
+      const auto set = soda::load_fashion_mnist(train);
+      const std::int64_t n = train ? 60000 : 10000;
+      REQUIRE(set.images.shape() == soda::Shape{n, 1, 28, 28});
+      REQUIRE(set.labels.shape() == soda::Shape{n});
+      std::array<std::int64_t, 10> per_class{};
+      for (std::int64_t i = 0; i < n; ++i) {
+        const auto label = set.labels.data()[i];
+        REQUIRE((label >= 0 && label <= 9));
+        ++per_class[static_cast<std::size_t>(label)];
+      }
+      for (const auto count : per_class) CHECK(count == n / 10);
+
+      // Independent read: zlib, the 16-byte header skipped by hand.
+      const std::string prefix = train ? "train" : "t10k";
+      const auto raw_images = gunzip(root / (prefix + "-images-idx3-ubyte.gz"));
+      const auto raw_labels = gunzip(root / (prefix + "-labels-idx1-ubyte.gz"));
+      REQUIRE(raw_images.size() == static_cast<std::size_t>(16 + n * 784));
+      REQUIRE(raw_labels.size() == static_cast<std::size_t>(8 + n));
+      std::uint64_t expected_sum = 0, sum = 0;
+      for (std::size_t i = 16; i < raw_images.size(); ++i) expected_sum += raw_images[i];
+      for (std::int64_t i = 0; i < n * 784; ++i) sum += set.images.data()[i];
+      CHECK(sum == expected_sum);
+      for (const std::int64_t image : {std::int64_t{0}, std::int64_t{1234}, n - 1}) {
+        for (const std::int64_t pixel : {0, 300, 406, 783}) {
+          CHECK(set.images.at({image, 0, pixel / 28, pixel % 28}) ==
+                raw_images[static_cast<std::size_t>(16 + image * 784 + pixel)]);
+        }
+        CHECK(set.labels.at({image}) == raw_labels[static_cast<std::size_t>(8 + image)]);
+      }
+      // The first image of either split is an ankle boot (label 9).
+      CHECK(set.labels.at({0}) == 9);
+      CHECK(set.class_names[9] == "Ankle boot");
+    }
+  }
+}
