@@ -5,6 +5,7 @@
 #include "soda/autodiff/autodiff.hpp"
 #include "soda/core/core.hpp"
 #include "soda/data/cifar10.hpp"
+#include "soda/data/data_loader.hpp"
 #include "soda/data/dataset.hpp"
 #include "soda/data/idx.hpp"
 #include "soda/data/synthetic.hpp"

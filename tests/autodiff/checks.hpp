@@ -68,6 +68,12 @@ double max_difference(const std::vector<soda::Tensor<T>>& a,
 }
 
 // params + s·v, as fresh tensors.
+// A standard normal tensor in double from its own seed.
+inline Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
+  soda::Generator gen(seed);
+  return soda::randn<double>(shape, gen);
+}
+
 inline Params axpy(const Params& params, double s, const Params& v) {
   soda::NoGradGuard no_grad;
   Params out;

@@ -9,11 +9,6 @@ using namespace soda_test;
 
 namespace {
 
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
 // Values in ±[0.5, 2]: safe divisors.
 Tensor away_from_zero(const soda::Shape& shape, std::uint64_t seed) {
   soda::Generator gen(seed);

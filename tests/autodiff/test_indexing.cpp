@@ -7,15 +7,6 @@
 
 using namespace soda_test;
 
-namespace {
-
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
-}  // namespace
-
 TEST_CASE("index_select along each axis, with repeated indices, has exact derivatives") {
   const Params p{normal({4, 3, 5}, 1)};
   SODA_CHECK_OP([](const Params& q) { return soda::index_select(q[0], 0, {3, 0, 3, 1}); }, p);

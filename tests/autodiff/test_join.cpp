@@ -7,15 +7,6 @@
 
 using namespace soda_test;
 
-namespace {
-
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
-}  // namespace
-
 TEST_CASE("concat along each axis has exact derivatives for every piece") {
   const Params p{normal({2, 3, 4}, 1), normal({2, 3, 4}, 2)};
   for (const std::int64_t axis : {0, 1, 2, -1}) {

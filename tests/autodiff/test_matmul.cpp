@@ -9,11 +9,6 @@ using namespace soda_test;
 
 namespace {
 
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
 const auto product = [](const Params& q) { return soda::matmul(q[0], q[1]); };
 
 // Curved in both operands, so the Hessian has cross terms between them.

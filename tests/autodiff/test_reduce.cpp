@@ -9,11 +9,6 @@ using namespace soda_test;
 
 namespace {
 
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
 using Axes = std::vector<std::int64_t>;
 
 const std::vector<Axes> axis_lists{{}, {0}, {1}, {2}, {-1}, {0, 2}, {1, -1}, {0, 1, 2}};

@@ -7,15 +7,6 @@
 
 using namespace soda_test;
 
-namespace {
-
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
-}  // namespace
-
 TEST_CASE("softmax along each axis has exact first and second derivatives") {
   const Params p{normal({2, 3, 4}, 1)};
   for (const std::int64_t axis : {0, 1, 2, -1, -2}) {

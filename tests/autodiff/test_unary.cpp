@@ -14,11 +14,6 @@ Tensor positive(const soda::Shape& shape, std::uint64_t seed) {
   return soda::rand<double>(shape, gen, 0.5, 2.0);
 }
 
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
 }  // namespace
 
 TEST_CASE("exp has exact first and second derivatives") {

@@ -11,11 +11,6 @@ using namespace soda_test;
 
 namespace {
 
-Tensor normal(const soda::Shape& shape, std::uint64_t seed) {
-  soda::Generator gen(seed);
-  return soda::randn<double>(shape, gen);
-}
-
 // A non-contiguous [3, 4] parameter: a transposed, strided view into a larger buffer.
 Tensor strided_matrix(std::uint64_t seed) {
   const auto base = normal({8, 3}, seed);
@@ -142,4 +137,30 @@ TEST_CASE("views share storage with their base; no-op views return the input its
   CHECK(soda::permute(x, {0, 1}).impl() == x.impl());
   CHECK(soda::slice(x, 1, 0, 3).impl() == x.impl());
   CHECK(soda::broadcast_to(x, {2, 3}).impl() == x.impl());
+}
+
+TEST_CASE("reshape, select, squeeze and unsqueeze of a view share its storage when strides allow") {
+  auto x = soda::zeros<double>({2, 3, 4});
+  auto row = soda::select(x, 1, 0);  // [2, 4], strides [12, 1]: not contiguous
+  row.at({1, 2}) = 5;
+  CHECK(x.at({1, 0, 2}) == 5);
+  const auto t = soda::transpose(x, 0, 2);  // [4, 3, 2]
+  CHECK(soda::unsqueeze(t, 1).raw_data() == t.raw_data());
+  CHECK(soda::squeeze(soda::unsqueeze(t, 0), 0).raw_data() == t.raw_data());
+  const auto rows =
+      soda::slice(soda::reshape(soda::arange<double>(24.0), {4, 6}), 1, 0, 6, 2);  // [4, 3]
+  const auto split = soda::reshape(rows, {2, 2, 3});  // splits the outer axis: a view
+  CHECK(split.raw_data() == rows.raw_data());
+  CHECK(split.at({1, 0, 2}) == 16.0);
+}
+
+TEST_CASE(
+    "reshape copies when the new shape cannot be a view, with the values of a row-major read") {
+  const auto x = soda::reshape(soda::arange<double>(24.0), {2, 3, 4});
+  const auto t = soda::transpose(x, 0, 2);  // [4, 3, 2]
+  const auto flat = soda::reshape(t, {4, 6});
+  CHECK(flat.is_contiguous());
+  for (std::int64_t i = 0; i < 4; ++i) {
+    for (std::int64_t j = 0; j < 6; ++j) CHECK(flat.at({i, j}) == t.at({i, j / 2, j % 2}));
+  }
 }
