@@ -138,13 +138,28 @@ void check_tangent_shape(const char* op, const Tensor<T>& tangent, const Tensor<
 
 }  // namespace detail
 
+// Whether record_op would do anything for an op on `inputs`: a tangent rides on one of them, a
+// trace is recording, or the tape is on and one needs a gradient. Ops whose rules need extra
+// primal work (max's tie mask) ask first, so inference pays nothing for it.
+template <class T>
+bool will_record(const std::vector<Tensor<T>>& inputs) {
+  if constexpr (!std::is_floating_point_v<T>) {
+    return false;
+  } else {
+    if (detail::active_trace<T>() != nullptr) return true;
+    for (const auto& x : inputs) {
+      if (x.has_tangent() || (x.requires_grad() && grad_enabled())) return true;
+    }
+    return false;
+  }
+}
+
 // Wires `out` (already computed by the op's kernel from `inputs`) into autodiff.
 template <class T>
 Tensor<T> record_op(const char* name, std::vector<Tensor<T>> inputs, Tensor<T> out, VjpRule<T> vjp,
                     JvpRule<T> jvp) {
-  if constexpr (!std::is_floating_point_v<T>) {
-    return out;
-  } else {
+  if (!will_record(inputs)) return out;
+  if constexpr (std::is_floating_point_v<T>) {
     bool any_tangent = false, any_grad = false;
     for (const auto& x : inputs) {
       any_tangent = any_tangent || x.has_tangent();
@@ -152,7 +167,6 @@ Tensor<T> record_op(const char* name, std::vector<Tensor<T>> inputs, Tensor<T> o
     }
     Trace<T>* trace = detail::active_trace<T>();
     const bool tape = any_grad && grad_enabled();
-    if (!any_tangent && trace == nullptr && !tape) return out;
 
     if (any_tangent || trace != nullptr) {
       std::vector<Tensor<T>> primals;
@@ -189,6 +203,8 @@ Tensor<T> record_op(const char* name, std::vector<Tensor<T>> inputs, Tensor<T> o
       out.impl()->grad_fn = std::move(node);
       out.impl()->requires_grad = true;
     }
+    return out;
+  } else {
     return out;
   }
 }

@@ -47,10 +47,15 @@ Tensor<T> max(const Tensor<T>& x, std::vector<std::int64_t> axes, bool keepdim) 
   axes = normalize_axes(axes, x.ndim(), "max");
   const Shape kept = detail::keepdim_shape(x.shape(), axes);
   auto out = detail::reduce<detail::MaxReduction>(x, axes, keepdim);
-  // Share of each element in the derivative: 1/count at the maxima, 0 elsewhere (a constant).
-  const auto is_max = equal(x, reshape(out.detach(), kept));
-  const auto share =
-      div(is_max, reshape(detail::reduce<detail::SumReduction>(is_max, axes, true), kept));
+  if (!will_record<T>({x})) return out;
+  // Share of each element in the derivative: 1/count at the maxima, 0 elsewhere. A constant,
+  // so it stays out of any hessian_at trace.
+  Tensor<T> share;
+  {
+    detail::TraceScope<T> untraced(nullptr);
+    const auto is_max = equal(x, reshape(out.detach(), kept));
+    share = div(is_max, reshape(detail::reduce<detail::SumReduction>(is_max, axes, true), kept));
+  }
   return record_op<T>(
       "max", {x}, out,
       [kept, share](const OpContext<T>&, const Tensor<T>& g) {
