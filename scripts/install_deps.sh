@@ -6,13 +6,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
 fi
 
-soda_install_deps() {
-  local pkgs=(cmake g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev
-              libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
-              dataset-fashion-mnist)
+# Installs whichever of the given Debian packages are missing.
+soda_install_packages() {
   local missing=()
   local p
-  for p in "${pkgs[@]}"; do
+  for p in "$@"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ "${#missing[@]}" -eq 0 ]; then
@@ -24,7 +22,10 @@ soda_install_deps() {
     sudo=(sudo)
   fi
   "${sudo[@]}" apt-get update
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 }
 
-soda_install_deps
+# What building soda, its tests, benchmarks and examples needs.
+soda_install_packages cmake g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev \
+  libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
+  dataset-fashion-mnist

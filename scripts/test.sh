@@ -5,18 +5,24 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/install_deps.sh
+# The PyTorch parity test (tests/parity) runs the same ResNet in PyTorch.
+soda_install_packages python3-torch
 
 jobs="$(nproc)"
 
+# Unity builds (16 sources per compiler run) parse the headers once per batch instead of once per
+# test file: about 4x less compile time, which keeps CI well inside its budget on 2 cores.
+unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16)
+
 # 1. Release build: everything.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${unity[@]}" \
   -DSODA_BUILD_TESTS=ON -DSODA_BUILD_BENCH=ON -DSODA_BUILD_EXAMPLES=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 # 2. Sanitizer build: tests only. -O1 -g1 (line tables only): reports still name files and
 #    lines, and the build is about twice as fast as RelWithDebInfo's -O2 -g on 2 cores.
-cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSODA_SANITIZE=ON \
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSODA_SANITIZE=ON "${unity[@]}" \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
   -DSODA_BUILD_TESTS=ON -DSODA_BUILD_BENCH=OFF -DSODA_BUILD_EXAMPLES=OFF
 cmake --build build-sanitize -j"$jobs"

@@ -1,5 +1,6 @@
 // soda — second-order differentiable arrays. Include this one header for everything:
-// tensors and kernels (core), autodiff with exact Hessian-vector products (autodiff).
+// tensors and kernels (core), autodiff with exact Hessian-vector products (autodiff), layers (nn),
+// models, optimizers, training, data loading and checkpoints.
 #pragma once
 
 #include "soda/autodiff/autodiff.hpp"
@@ -10,3 +11,11 @@
 #include "soda/data/idx.hpp"
 #include "soda/data/synthetic.hpp"
 #include "soda/io/safetensors.hpp"
+#include "soda/io/state_dict.hpp"
+#include "soda/models/classifiers.hpp"
+#include "soda/models/resnet_cifar.hpp"
+#include "soda/nn/nn.hpp"
+#include "soda/optim/lr_schedule.hpp"
+#include "soda/optim/sgd.hpp"
+#include "soda/train/progress.hpp"
+#include "soda/train/trainer.hpp"

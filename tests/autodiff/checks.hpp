@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <string>
 #include <vector>
 
 namespace soda_test {
@@ -161,6 +163,127 @@ double hvp_error(F&& f, const Params& params, const Params& v, double h = 1e-5) 
 template <class F>
 double jvp_error(F&& f, const Params& params, const Params& v, double h = 1e-6) {
   return relative_error(numerical_jvp(f, params, v, h), soda::jvp(f, params, v));
+}
+
+// The closure form f() of modules reads its parameters by handle: the finite differences below
+// move those very tensors in place (and put them back), then differentiate f() where it stands.
+inline void overwrite_values(const Params& targets, const Params& values) {
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    std::copy(values[i].data(), values[i].data() + values[i].numel(), targets[i].data());
+  }
+}
+
+template <class F>
+Params closure_numerical_gradient(F& f, const Params& params, double h = 1e-6) {
+  soda::NoGradGuard no_grad;
+  Params out;
+  for (const auto& p : params) {
+    auto g = soda::zeros<double>(p.shape());
+    for (std::int64_t j = 0; j < p.numel(); ++j) {
+      double& x = p.data()[j];
+      const double saved = x;
+      x = saved + h;
+      const double plus = f().item();
+      x = saved - h;
+      const double minus = f().item();
+      x = saved;
+      g.data()[j] = (plus - minus) / (2 * h);
+    }
+    out.push_back(g);
+  }
+  return out;
+}
+
+template <class F>
+double closure_gradient_error(F&& f, const Params& params, double h = 1e-6) {
+  const auto grads = soda::grad(f, params);
+  return relative_error(closure_numerical_gradient(f, params, h), grads);
+}
+
+// (∇f(p + hv) − ∇f(p − hv)) / 2h against forward-over-reverse H·v, for a closure f().
+template <class F>
+double closure_hvp_error(F&& f, const Params& params, const Params& v, double h = 1e-5) {
+  const Params saved = copies(params);
+  overwrite_values(params, axpy(saved, h, v));
+  const auto plus = soda::grad(f, params);
+  overwrite_values(params, axpy(saved, -h, v));
+  const auto minus = soda::grad(f, params);
+  overwrite_values(params, saved);
+  Params numerical;
+  for (std::size_t i = 0; i < plus.size(); ++i) numerical.push_back((plus[i] - minus[i]) / (2 * h));
+  return relative_error(numerical, soda::hvp(f, params, v));
+}
+
+// hessian_at's replay of a closure f(): must be bit-for-bit the direct forward-over-reverse H·v.
+template <class F>
+double closure_replay_difference(F&& f, const Params& params, const Params& v) {
+  const auto hessian = soda::hessian_at(f, params);
+  return max_difference(hessian.apply(v), soda::hvp(f, params, v));
+}
+
+// A loss with a non-trivial Hessian in every tensor: fixed random weights on y and on y².
+struct CurvedLoss {
+  Tensor w, u;
+  CurvedLoss(const soda::Shape& shape, std::uint64_t seed)
+      : w(normal(shape, seed)), u(normal(shape, seed + 1)) {}
+  Tensor operator()(const Tensor& y) const {
+    return soda::sum(y * w) + soda::sum(soda::square(y) * u);
+  }
+};
+
+// The message of the exception E thrown by `call` (fails the test if none or another is thrown).
+template <class E>
+std::string message_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("threw the wrong exception type: " << e.what());
+    return {};
+  }
+  FAIL("did not throw");
+  return {};
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The names of named tensors, in order.
+template <class T>
+std::vector<std::string> names_of(const soda::nn::NamedTensors<T>& named) {
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : named) names.push_back(name);
+  return names;
+}
+
+// The values of a tensor in row-major order.
+template <class T>
+std::vector<T> values_of(const soda::Tensor<T>& x) {
+  const auto c = copy_of(x);
+  return {c.data(), c.data() + c.numel()};
+}
+
+// Checks that `values` look like independent draws from U(−bound, bound): inside the bounds,
+// reaching near both, a mean near 0 and, for large tensors, the variance bound² / 3.
+inline void check_uniform_draws(const Tensor& values, double bound) {
+  double lo = 1, hi = -1, sum = 0, squares = 0;
+  const auto c = copy_of(values);
+  for (std::int64_t i = 0; i < c.numel(); ++i) {
+    const double v = c.data()[i];
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    sum += v;
+    squares += v * v;
+  }
+  const auto n = static_cast<double>(c.numel());
+  CHECK(lo >= -bound);
+  CHECK(hi < bound);
+  CHECK(lo < -0.95 * bound);
+  CHECK(hi > 0.95 * bound);
+  CHECK(std::abs(sum / n) < 5 * bound / std::sqrt(3 * n));
+  if (n > 10000) CHECK(squares / n == doctest::Approx(bound * bound / 3).epsilon(0.02));
 }
 
 struct OpReport {

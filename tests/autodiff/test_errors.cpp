@@ -10,28 +10,7 @@
 
 using namespace soda_test;
 
-namespace {
-
-// The message of the soda::Error subclass E thrown by `call` (fails the test if none is thrown).
-template <class E>
-std::string message_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("threw the wrong exception type: " << e.what());
-    return {};
-  }
-  FAIL("did not throw");
-  return {};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("every binary op rejects shapes that do not broadcast, naming the op and both shapes") {
   const auto a = soda::ones<double>({2, 3});

@@ -10,18 +10,18 @@ using soda::Tensor;
 
 namespace {
 
-enum class Kind { softmax, log_softmax, logsumexp };
+enum class SoftmaxKind { softmax, log_softmax, logsumexp };
 
 // Naive result along `axis` (non-negative) of row-major values `v` of `shape`; logsumexp keeps the
 // axis as 1.
 std::vector<double> naive(const std::vector<double>& v, const Shape& shape, std::size_t axis,
-                          Kind kind) {
+                          SoftmaxKind kind) {
   const auto n = shape[axis];
   std::int64_t inner = 1;
   for (std::size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
   const std::int64_t outer = oracle::count(shape) / std::max<std::int64_t>(n * inner, 1);
-  std::vector<double> out(kind == Kind::logsumexp ? static_cast<std::size_t>(outer * inner)
-                                                  : v.size());
+  std::vector<double> out(kind == SoftmaxKind::logsumexp ? static_cast<std::size_t>(outer * inner)
+                                                         : v.size());
   for (std::int64_t o = 0; o < outer; ++o) {
     for (std::int64_t i = 0; i < inner; ++i) {
       auto at = [&](std::int64_t k) { return static_cast<std::size_t>((o * n + k) * inner + i); };
@@ -31,13 +31,13 @@ std::vector<double> naive(const std::vector<double>& v, const Shape& shape, std:
       for (std::int64_t k = 0; k < n; ++k)
         total += std::exp(static_cast<long double>(v[at(k)]) - m);
       const long double lse = m + std::log(total);
-      if (kind == Kind::logsumexp) {
+      if (kind == SoftmaxKind::logsumexp) {
         out[static_cast<std::size_t>(o * inner + i)] = static_cast<double>(lse);
         continue;
       }
       for (std::int64_t k = 0; k < n; ++k) {
         const long double ls = v[at(k)] - lse;
-        out[at(k)] = static_cast<double>(kind == Kind::softmax ? std::exp(ls) : ls);
+        out[at(k)] = static_cast<double>(kind == SoftmaxKind::softmax ? std::exp(ls) : ls);
       }
     }
   }
@@ -51,11 +51,11 @@ void check_all(const Tensor<T>& x, std::int64_t axis, double rtol, double atol) 
   CAPTURE(axis);
   const auto s = soda::softmax(x, axis);
   CHECK(s.shape() == x.shape());
-  oracle::check_close(s, naive(v, x.shape(), a, Kind::softmax), rtol, atol);
+  oracle::check_close(s, naive(v, x.shape(), a, SoftmaxKind::softmax), rtol, atol);
   const auto ls = soda::log_softmax(x, axis);
   CHECK(ls.shape() == x.shape());
-  oracle::check_close(ls, naive(v, x.shape(), a, Kind::log_softmax), rtol, atol);
-  const auto lse_expected = naive(v, x.shape(), a, Kind::logsumexp);
+  oracle::check_close(ls, naive(v, x.shape(), a, SoftmaxKind::log_softmax), rtol, atol);
+  const auto lse_expected = naive(v, x.shape(), a, SoftmaxKind::logsumexp);
   Shape kept = x.shape(), dropped = x.shape();
   kept[a] = 1;
   dropped.erase(dropped.begin() + static_cast<std::ptrdiff_t>(a));

@@ -150,6 +150,26 @@ TEST_SUITE("data/data_loader") {
     }
   }
 
+  TEST_CASE("seek resumes mid-epoch with the batches an uninterrupted run serves") {
+    const auto data = soda::make_synthetic_images(45, 3, 3, 8, 8, 4);
+    auto options = options_with(10);
+    options.random_crop = true;
+    options.horizontal_flip = true;
+    const auto whole = run_epoch(data, options, 3);
+    soda::DataLoader resumed(data, options);
+    resumed.seek(3, 20);
+    CHECK(resumed.epoch() == 3);
+    CHECK(resumed.position() == 20);
+    const auto rest = drain(resumed);
+    CHECK(rest.indices ==
+          std::vector<std::int64_t>(whole.indices.begin() + 20, whole.indices.end()));
+    const auto pixels_per_sample = static_cast<std::ptrdiff_t>(3 * 8 * 8);
+    CHECK(rest.pixels ==
+          std::vector<float>(whole.pixels.begin() + 20 * pixels_per_sample, whole.pixels.end()));
+    CHECK_THROWS_AS(resumed.seek(0, 46), soda::ValueError);
+    CHECK_THROWS_AS(resumed.seek(0, -1), soda::ValueError);
+  }
+
   TEST_CASE("set_batch_size mid-epoch neither repeats nor skips a sample") {
     const auto data = soda::make_synthetic_images(53, 3, 1, 4, 4, 6);
     for (const bool prefetch : {true, false}) {

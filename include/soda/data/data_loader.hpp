@@ -230,6 +230,33 @@ class DataLoader {
     prefetch_next();
   }
 
+  // Jumps to sample `position` of epoch `epoch` (as if that many samples had been served), so a
+  // resumed run continues with the very batches it would have seen.
+  void seek(std::int64_t epoch, std::int64_t position) {
+    if (position < 0 || position > size()) {
+      throw ValueError("DataLoader::seek: position " + std::to_string(position) +
+                       " is outside the data set of " + std::to_string(size()) + " samples");
+    }
+    start_epoch(epoch);
+    discard_prefetched();
+    position_ = position;
+    prefetch_next();
+  }
+
+  // The seed of shuffling and augmentation; set_seed restarts the current epoch under a new one
+  // (how a resumed run takes back the data order it had).
+  std::uint64_t seed() const { return source_->options.seed; }
+  void set_seed(std::uint64_t seed) {
+    discard_prefetched();
+    auto reseeded = std::make_shared<detail::LoaderSource>(*source_);  // tensors are shared
+    reseeded->options.seed = seed;
+    source_ = std::move(reseeded);
+    start_epoch(epoch_);
+  }
+
+  // True once next() has nothing left to serve in this epoch.
+  bool epoch_finished() const { return next_batch_count() == 0; }
+
   // Samples served so far in this epoch.
   std::int64_t position() const { return position_; }
   std::int64_t epoch() const { return epoch_; }

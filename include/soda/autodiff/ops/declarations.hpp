@@ -4,12 +4,21 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <vector>
 
 #include "soda/autodiff/node.hpp"
 #include "soda/core/tensor.hpp"
 
 namespace soda {
+
+// A height/width pair for windows (kernel, stride, padding); a single number means both.
+struct Size2d {
+  std::int64_t h = 0, w = 0;
+  Size2d(std::int64_t both) : h(both), w(both) {}  // NOLINT: implicit, as PyTorch's int-or-tuple
+  Size2d(std::int64_t height, std::int64_t width) : h(height), w(width) {}
+  bool operator==(const Size2d&) const = default;
+};
 
 // views.hpp
 template <class T>
@@ -138,5 +147,39 @@ Tensor<T> logsumexp(const Tensor<T>& x, std::int64_t axis = -1, bool keepdim = f
 // matmul.hpp
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
+
+// convolution.hpp: x [N, C, H, W], weight [O, C, kh, kw] -> [N, O, Ho, Wo] (cross-correlation,
+// as torch.nn.functional.conv2d without bias), and its two adjoints, each differentiable.
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, Size2d stride = 1,
+                 Size2d padding = 0);
+// The gradient of conv2d with respect to x, given the output gradient g [N, O, Ho, Wo].
+template <class T>
+Tensor<T> conv2d_input_grad(const Tensor<T>& g, const Tensor<T>& weight, const Shape& input_shape,
+                            Size2d stride, Size2d padding);
+// The gradient of conv2d with respect to weight, given x and the output gradient g.
+template <class T>
+Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& g, const Shape& weight_shape,
+                             Size2d stride, Size2d padding);
+
+// normalization.hpp: x [N, C, ...] normalised per channel by its batch mean and biased variance
+// over every axis but 1 (BatchNorm's x̂), and the per-channel 1/√(σ² + eps) as [1, C, 1, ...].
+template <class T>
+Tensor<T> normalize_channels(const Tensor<T>& x, double eps);
+template <class T>
+Tensor<T> channel_inverse_std(const Tensor<T>& x, double eps);
+
+// pooling.hpp: windows over the last two axes of [N, C, H, W]; stride defaults to the kernel.
+template <class T>
+Tensor<T> max_pool2d(const Tensor<T>& x, Size2d kernel, std::optional<Size2d> stride = {},
+                     Size2d padding = 0);
+// Padding counts as zeros in the mean (PyTorch's count_include_pad=True).
+template <class T>
+Tensor<T> avg_pool2d(const Tensor<T>& x, Size2d kernel, std::optional<Size2d> stride = {},
+                     Size2d padding = 0);
+// The adjoint of avg_pool2d: spreads g [N, C, Ho, Wo] back over input_shape.
+template <class T>
+Tensor<T> avg_pool2d_input_grad(const Tensor<T>& g, const Shape& input_shape, Size2d kernel,
+                                Size2d stride, Size2d padding);
 
 }  // namespace soda

@@ -192,6 +192,26 @@ Tensor<T> reduce(const Tensor<T>& x, const std::vector<std::int64_t>& axes, bool
     }
     return out;
   }
+  if (x.is_contiguous()) {
+    // Reduced axes at both ends ([N, C, H, W] over {0, 2, 3}, BatchNorm's statistics): reduce the
+    // trailing block in place first, then the rest of the smaller result, instead of copying x
+    // into a transposed layout. Sums and maxima are associative, so only the rounding order moves.
+    std::size_t trailing = shape.size();
+    while (trailing > 0 && (is_reduced[trailing - 1] || shape[trailing - 1] == 1)) --trailing;
+    const Shape head(shape.begin(), shape.begin() + static_cast<std::ptrdiff_t>(trailing));
+    std::vector<std::int64_t> rest;
+    for (const auto a : axes) {
+      if (static_cast<std::size_t>(a) < trailing) rest.push_back(a);
+    }
+    if (trailing < shape.size() && !rest.empty()) {
+      auto partial = Tensor<T>::empty(head);
+      const std::int64_t rows = numel(head);
+      reduce_rows<R>(x.raw_data(), rows, x.numel() / rows, partial.raw_data());
+      const auto result = reduce<R>(partial, rest, false);
+      std::copy(result.raw_data(), result.raw_data() + result.numel(), o);
+      return out;
+    }
+  }
   Shape permuted_shape;
   Strides permuted_strides;
   for (int pass = 0; pass < 2; ++pass) {

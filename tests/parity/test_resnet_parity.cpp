@@ -1,0 +1,357 @@
+// soda's ResNet-20 against PyTorch 1.13 (PyHessian's model, tests/parity/resnet_parity.py): logits,
+// loss, gradient, H·v, running statistics of a training step, eval logits; PyTorch weights in soda.
+//
+// The script recomputes everything in float64 from soda's float32 inputs; that is the reference.
+// It also computes in float32, so each message shows soda's error beside PyTorch's own float32
+// error against the same reference. The script is found through SODA_SOURCE_DIR (set by
+// tests/CMakeLists.txt) or above the current folder, and needs Debian's python3-torch.
+#include <doctest/doctest.h>
+#include <soda/io/state_dict.hpp>
+#include <soda/soda.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <random>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+using Model = soda::models::ResNetCifar<float>;
+
+constexpr const char* python = "/usr/bin/python3";
+constexpr const char* install_hint = "apt-get install python3-torch";
+constexpr std::int64_t batch_size = 8;
+constexpr float counter_before = 3;      // num_batches_tracked written to PyTorch
+constexpr float pytorch_counter = 7.0f;  // num_batches_tracked of resnet_parity.py's own model
+
+// Tolerances: logits by largest difference over largest value; the rest per tensor by the norm of
+// the difference over the norm of the reference.
+constexpr double logits_tolerance = 1e-4;
+constexpr double loss_tolerance = 1e-3;
+constexpr double derivative_tolerance = 1e-3;  // gradient and H·v
+constexpr double running_stats_tolerance = 1e-4;
+
+// A fresh folder under the system temp folder, removed with everything in it.
+class TempFolder {
+ public:
+  TempFolder() {
+    std::random_device entropy;
+    path_ = fs::temp_directory_path() /
+            ("soda-parity-" + std::to_string(entropy()) + "-" + std::to_string(entropy()));
+    fs::create_directories(path_);
+  }
+  ~TempFolder() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempFolder(const TempFolder&) = delete;
+  TempFolder& operator=(const TempFolder&) = delete;
+
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The last non-empty line of `text` (the error of a Python traceback).
+std::string last_line(const std::string& text) {
+  const auto end = text.find_last_not_of("\n");
+  if (end == std::string::npos) return text;
+  const auto start = text.find_last_of('\n', end);
+  const auto begin = start == std::string::npos ? 0 : start + 1;
+  return text.substr(begin, end + 1 - begin);
+}
+
+std::string quoted(const fs::path& path) {
+  return "'" + path.string() + "'";
+}
+
+// tests/parity/resnet_parity.py under SODA_SOURCE_DIR, else under the nearest folder above the
+// current one that has it; empty when neither has it.
+fs::path parity_script() {
+  const fs::path relative = fs::path("tests") / "parity" / "resnet_parity.py";
+  if (const char* source_dir = std::getenv("SODA_SOURCE_DIR"))
+    return fs::path(source_dir) / relative;
+  for (fs::path folder = fs::current_path();; folder = folder.parent_path()) {
+    if (fs::exists(folder / relative)) return folder / relative;
+    if (folder == folder.parent_path()) return {};
+  }
+}
+
+// ResNet-20 from a seed, with BatchNorm away from its defaults (γ = 1, β = 0, μ = 0, σ² = 1) so
+// that every BatchNorm value the two sides load matters.
+std::shared_ptr<Model> seeded_resnet20(soda::Generator& gen) {
+  auto model = soda::models::resnet_cifar<float>(20, gen);
+  for (const auto& [name, tensor] : model->state_dict()) {
+    const bool batch_norm_vector = tensor.ndim() == 1 && name != "fc.bias";
+    if (name.ends_with("num_batches_tracked")) {
+      *tensor.raw_data() = counter_before;
+    } else if (name.ends_with("running_mean") || (batch_norm_vector && name.ends_with(".bias"))) {
+      soda::nn::normal_(tensor, gen, 0.0, 0.1);
+    } else if (name.ends_with("running_var") || (batch_norm_vector && name.ends_with(".weight"))) {
+      soda::nn::uniform_(tensor, gen, 0.5, 1.5);
+    }
+  }
+  return model;
+}
+
+// What the test gives PyTorch and what PyTorch answers, run once for all test cases.
+struct ParityRun {
+  std::shared_ptr<Model> model;  // as written to the script (before any forward in soda)
+  soda::Tensor<float> images;
+  soda::Tensor<std::int64_t> labels;
+  std::vector<soda::Tensor<float>> directions;  // one per parameter, in parameter order
+  soda::TensorFile answer;
+  std::string failure;  // empty when the script ran and its output loaded
+  double script_seconds = 0;
+};
+
+ParityRun run_pytorch() {
+  ParityRun run;
+  soda::Generator gen(2024);
+  run.model = seeded_resnet20(gen);
+  run.images = soda::randn<float>({batch_size, 3, 32, 32}, gen);
+  run.labels = soda::randint<std::int64_t>({batch_size}, gen, 0, 10);
+  for (const auto& p : run.model->parameters()) {
+    run.directions.push_back(soda::randn<float>(p.shape(), gen));
+  }
+
+  if (!fs::exists(python)) {
+    run.failure = std::string(python) + " not found; the parity test needs Python 3 with " +
+                  "PyTorch: " + install_hint;
+    return run;
+  }
+  const TempFolder folder;
+  const fs::path input = folder.path() / "input.safetensors",
+                 output = folder.path() / "output.safetensors", log = folder.path() / "log.txt";
+  const std::string to_log = " > " + quoted(log) + " 2>&1";
+  if (std::system((std::string(python) + " -c 'import torch, numpy'" + to_log).c_str()) != 0) {
+    run.failure = std::string(python) + " cannot import torch and numpy (" +
+                  last_line(read_text(log)) + "); install them with: " + install_hint;
+    return run;
+  }
+  const fs::path script = parity_script();
+  if (script.empty() || !fs::exists(script)) {
+    run.failure = "tests/parity/resnet_parity.py not found " +
+                  (script.empty() ? "in any folder above '" + fs::current_path().string() + "'"
+                                  : "at '" + script.string() + "'") +
+                  "; set SODA_SOURCE_DIR to soda's source folder";
+    return run;
+  }
+
+  auto file = soda::state_dict_file(*run.model, "model.");
+  file.tensors.emplace_back("images", run.images);
+  file.tensors.emplace_back("labels", run.labels);
+  const auto named = run.model->named_parameters();
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    file.tensors.emplace_back("v." + named[i].first, run.directions[i]);
+  }
+  soda::save_safetensors(input, file);
+
+  const auto start = std::chrono::steady_clock::now();
+  const std::string command =
+      std::string(python) + " " + quoted(script) + " " + quoted(input) + " " + quoted(output);
+  const int status = std::system((command + to_log).c_str());
+  run.script_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (status != 0) {
+    run.failure = "'" + command + "' failed (std::system returned " + std::to_string(status) +
+                  "):\n" + read_text(log);
+    return run;
+  }
+  try {
+    run.answer = soda::load_safetensors(output);
+  } catch (const soda::Error& e) {
+    run.failure = std::string("resnet_parity.py wrote an unreadable answer: ") + e.what();
+  }
+  return run;
+}
+
+ParityRun& pytorch_run() {
+  static ParityRun run = run_pytorch();
+  return run;
+}
+
+void check_same_shape(const soda::Tensor<double>& reference, const soda::Tensor<float>& actual,
+                      const std::string& what) {
+  REQUIRE_MESSAGE(reference.shape() == actual.shape(),
+                  what << ": PyTorch's shape " << soda::to_string(reference.shape())
+                       << " differs from soda's " << soda::to_string(actual.shape()));
+}
+
+// max |actual − reference| / max |reference|
+double max_difference_over_max(const soda::Tensor<double>& reference,
+                               const soda::Tensor<float>& actual, const std::string& what) {
+  check_same_shape(reference, actual, what);
+  const auto r = reference.to<double>(), a = actual.to<double>();
+  double difference = 0, largest = 0;
+  for (std::int64_t i = 0; i < r.numel(); ++i) {
+    difference = std::max(difference, std::abs(a.data()[i] - r.data()[i]));
+    largest = std::max(largest, std::abs(r.data()[i]));
+  }
+  return difference / largest;
+}
+
+// ‖actual − reference‖ / ‖reference‖
+double norm_difference_over_norm(const soda::Tensor<double>& reference,
+                                 const soda::Tensor<float>& actual, const std::string& what) {
+  check_same_shape(reference, actual, what);
+  const auto r = reference.to<double>(), a = actual.to<double>();
+  double difference = 0, norm = 0;
+  for (std::int64_t i = 0; i < r.numel(); ++i) {
+    difference += (a.data()[i] - r.data()[i]) * (a.data()[i] - r.data()[i]);
+    norm += r.data()[i] * r.data()[i];
+  }
+  return std::sqrt(difference / norm);
+}
+
+// Per-tensor errors of soda (`ours`, named like the model's parameters or buffers) and of PyTorch's
+// float32 run against the float64 reference under reference.<kind>.<name>; checks each of soda's.
+void compare_per_tensor(const ParityRun& run, const std::string& kind,
+                        const soda::nn::NamedTensors<float>& ours, double tolerance) {
+  double worst = 0, worst_pytorch = 0;
+  std::string worst_name;
+  for (const auto& [name, tensor] : ours) {
+    const std::string key = kind + "." + name;
+    const auto reference = run.answer.get<double>("reference." + key);
+    const double error = norm_difference_over_norm(reference, tensor, key);
+    CHECK_MESSAGE(error <= tolerance, key << ": relative error " << error);
+    if (error >= worst) {
+      worst = error;
+      worst_name = name;
+    }
+    worst_pytorch = std::max(
+        worst_pytorch, norm_difference_over_norm(reference, run.answer.get<float>("float32." + key),
+                                                 "PyTorch's float32 " + key));
+  }
+  MESSAGE(kind << ": largest relative error over " << ours.size() << " tensors " << worst << " ("
+               << worst_name << "); PyTorch float32: " << worst_pytorch);
+}
+
+void require_pytorch_answer(const ParityRun& run) {
+  REQUIRE_MESSAGE(run.failure.empty(), run.failure);
+}
+
+}  // namespace
+
+TEST_SUITE("parity/resnet") {
+  TEST_CASE(
+      "a training step of ResNet-20 matches PyTorch: logits, loss, gradient, H·v, running "
+      "statistics, then eval-mode logits") {
+    ParityRun& run = pytorch_run();
+    require_pytorch_answer(run);
+    MESSAGE("resnet_parity.py ran in " << run.script_seconds << " s");
+    Model& model = *run.model;
+    const auto params = model.parameters();
+
+    // One training-mode forward, so BatchNorm's running statistics move exactly once, as they
+    // did in PyTorch before it recorded them.
+    model.train();
+    int forwards = 0;
+    soda::Tensor<float> logits;
+    auto loss_of_model = [&] {
+      ++forwards;
+      logits = model(run.images);
+      return soda::nn::cross_entropy(logits, run.labels);
+    };
+    const auto [loss, grads, hvs] = soda::value_grad_hvp(loss_of_model, params, run.directions);
+    REQUIRE(forwards == 1);
+
+    const double logits_error =
+        max_difference_over_max(run.answer.get<double>("reference.logits"), logits, "logits");
+    CHECK(logits_error <= logits_tolerance);
+    MESSAGE("training logits: max difference / max value "
+            << logits_error << "; PyTorch float32: "
+            << max_difference_over_max(run.answer.get<double>("reference.logits"),
+                                       run.answer.get<float>("float32.logits"), "logits"));
+
+    const double reference_loss = run.answer.get<double>("reference.loss").item();
+    const double loss_error = std::abs(loss.item() - reference_loss) / std::abs(reference_loss);
+    CHECK(loss_error <= loss_tolerance);
+    MESSAGE("loss " << loss.item() << " vs " << reference_loss << ": relative error " << loss_error
+                    << "; PyTorch float32: "
+                    << std::abs(run.answer.get<float>("float32.loss").item() - reference_loss) /
+                           std::abs(reference_loss));
+
+    const auto named = model.named_parameters();
+    soda::nn::NamedTensors<float> named_grads, named_hvs;
+    for (std::size_t i = 0; i < named.size(); ++i) {
+      named_grads.emplace_back(named[i].first, grads[i]);
+      named_hvs.emplace_back(named[i].first, hvs[i]);
+    }
+    compare_per_tensor(run, "grad", named_grads, derivative_tolerance);
+    compare_per_tensor(run, "hvp", named_hvs, derivative_tolerance);
+
+    soda::nn::NamedTensors<float> running_stats;
+    for (const auto& [name, buffer] : model.named_buffers()) {
+      if (name.ends_with("num_batches_tracked")) {
+        const auto counter = run.answer.get<std::int64_t>("reference.buffer." + name).item();
+        CHECK_MESSAGE(counter == static_cast<std::int64_t>(counter_before) + 1, name);
+        CHECK_MESSAGE(buffer.item() == static_cast<float>(counter), name);
+      } else {
+        running_stats.emplace_back(name, buffer);
+      }
+    }
+    compare_per_tensor(run, "buffer", running_stats, running_stats_tolerance);
+
+    model.eval();
+    const soda::NoGradGuard no_grad;
+    const auto eval_logits = model(run.images);
+    const double eval_error = max_difference_over_max(
+        run.answer.get<double>("reference.eval_logits"), eval_logits, "eval logits");
+    CHECK(eval_error <= logits_tolerance);
+    MESSAGE("eval logits: max difference / max value "
+            << eval_error << "; PyTorch float32: "
+            << max_difference_over_max(run.answer.get<double>("reference.eval_logits"),
+                                       run.answer.get<float>("float32.eval_logits"),
+                                       "eval logits"));
+  }
+
+  TEST_CASE("a ResNet-20 initialised and saved by PyTorch loads into soda and gives its logits") {
+    const ParityRun& run = pytorch_run();
+    require_pytorch_answer(run);
+    soda::Generator gen(7);
+    auto model = soda::models::resnet_cifar<float>(20, gen);
+    const std::string prefix = "torch_model.";
+    soda::load_state_dict(*model, run.answer, "PyTorch's state dict", prefix);
+
+    const auto saved_by_pytorch =
+        std::count_if(run.answer.tensors.begin(), run.answer.tensors.end(),
+                      [&](const auto& entry) { return entry.first.starts_with(prefix); });
+    CHECK(static_cast<std::size_t>(saved_by_pytorch) == model->state_dict().size());
+    CHECK(std::holds_alternative<soda::Tensor<std::int64_t>>(
+        *run.answer.find(prefix + "bn1.num_batches_tracked")));
+    for (const auto& [name, buffer] : model->named_buffers()) {
+      if (name.ends_with("num_batches_tracked"))
+        CHECK_MESSAGE(buffer.item() == pytorch_counter, name);
+    }
+
+    const soda::NoGradGuard no_grad;
+    model->eval();
+    const double eval_error = max_difference_over_max(
+        run.answer.get<double>("torch_model_logits.eval"), (*model)(run.images), "eval logits");
+    CHECK(eval_error <= logits_tolerance);
+    model->train();
+    const double train_error = max_difference_over_max(
+        run.answer.get<double>("torch_model_logits.train"), (*model)(run.images), "train logits");
+    CHECK(train_error <= logits_tolerance);
+    MESSAGE("PyTorch's weights in soda: logits max difference / max value, eval "
+            << eval_error << ", training " << train_error);
+  }
+}

@@ -1,0 +1,164 @@
+// soda/train/trainer.hpp: learning happens, a stopped and resumed run ends bit-identical to an
+// uninterrupted one, the log and checkpoint hold what they should, and bad checkpoints are refused.
+#include <doctest/doctest.h>
+#include <soda/soda.hpp>
+
+#include <fstream>
+#include <random>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device entropy;
+    path = fs::temp_directory_path() / ("soda-train-test-" + std::to_string(entropy()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// A small CNN on a synthetic 10-class set of 1×8×8 images with augmentation on, so data order,
+// augmentation draws and the optimizer's momentum all matter for bit-identity.
+struct Setup {
+  soda::ImageDataset train = soda::make_synthetic_images(240, 4, 1, 8, 8, 3);
+  soda::ImageDataset test = soda::make_synthetic_images(80, 4, 1, 8, 8, 4);
+
+  soda::train::Trainer<float> make(std::uint64_t seed, soda::train::TrainerOptions options) const {
+    soda::Generator gen(seed);
+    auto model = soda::models::small_cnn<float>(1, 8, 8, 4, gen);
+    soda::optim::SGD<float> sgd(model->parameters(),
+                                {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
+    soda::DataLoaderOptions loader;
+    loader.batch_size = 32;
+    loader.seed = seed;
+    loader.random_crop = loader.horizontal_flip = true;
+    loader.mean = {0.5f};
+    loader.stddev = {0.25f};
+    auto test_loader = loader;
+    test_loader.shuffle = test_loader.random_crop = test_loader.horizontal_flip = false;
+    options.progress = nullptr;
+    const auto schedule = soda::optim::LrSchedule(0.05, soda::optim::MultiStepLR{{2}, 0.1});
+    return soda::train::Trainer<float>(model, sgd, schedule, soda::DataLoader(train, loader),
+                                       soda::DataLoader(test, test_loader), options);
+  }
+};
+
+std::vector<soda::Tensor<float>> snapshot(soda::nn::Module<float>& model) {
+  std::vector<soda::Tensor<float>> out;
+  for (const auto& [name, t] : model.state_dict()) out.push_back(t.to<float>());
+  return out;
+}
+
+bool identical(const std::vector<soda::Tensor<float>>& a,
+               const std::vector<soda::Tensor<float>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (soda::max_abs_difference(a[i], b[i]) != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_SUITE("train/trainer") {
+  TEST_CASE("training lowers the loss and beats chance on held-out data") {
+    const Setup setup;
+    soda::train::TrainerOptions options;
+    options.epochs = 4;
+    auto trainer = setup.make(1, options);
+    const auto records = trainer.fit();
+    REQUIRE(records.size() == 4);
+    CHECK(records.back().train_loss < records.front().train_loss);
+    REQUIRE(records.back().test);
+    CHECK(records.back().test->accuracy > 0.5);  // 4 classes: chance is 0.25
+    CHECK(records.back().learning_rate == doctest::Approx(0.005));
+    CHECK(trainer.epoch() == 4);
+    CHECK(trainer.step() == 4 * 8);
+  }
+
+  TEST_CASE("a run stopped mid-epoch and resumed from its checkpoint ends bit-identical") {
+    const Setup setup;
+    const TempDir dir;
+    soda::train::TrainerOptions options;
+    options.epochs = 3;
+    auto whole = setup.make(7, options);
+    whole.fit();
+
+    options.out_dir = dir.path;
+    options.max_steps = 11;  // epoch 1, 3 batches in
+    auto first = setup.make(7, options);
+    const auto partial = first.fit();
+    REQUIRE(partial.size() == 2);
+    CHECK(!partial.back().complete);
+
+    options.max_steps = -1;
+    auto second = setup.make(99, options);  // other seed: everything must come from the file
+    second.resume(dir.path / "checkpoint.safetensors");
+    CHECK(second.epoch() == 1);
+    CHECK(second.step() == 11);
+    CHECK(second.train_loader().position() == 3 * 32);
+    second.fit();
+    CHECK(identical(snapshot(whole.model()), snapshot(second.model())));
+    CHECK(second.optimizer().step_count() == whole.optimizer().step_count());
+  }
+
+  TEST_CASE("the log has a JSON line per epoch and the checkpoint PyTorch names under model.") {
+    const Setup setup;
+    const TempDir dir;
+    soda::train::TrainerOptions options;
+    options.epochs = 2;
+    options.out_dir = dir.path;
+    auto trainer = setup.make(3, options);
+    trainer.fit();
+    std::ifstream log(dir.path / "log.jsonl");
+    std::string line;
+    std::vector<nlohmann::json> lines;
+    while (std::getline(log, line)) lines.push_back(nlohmann::json::parse(line));
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[1]["epoch"] == 1);
+    CHECK(lines[1]["steps"] == 8);
+    CHECK(lines[1].contains("test_accuracy"));
+    CHECK(lines[1]["images_per_second"].get<double>() > 0);
+    const auto file = soda::load_safetensors(dir.path / "checkpoint.safetensors");
+    CHECK(file.contains("model.0.weight"));
+    CHECK(file.contains("model.9.bias"));
+    CHECK(file.contains("optimizer.momentum_buffer.0"));
+    CHECK(file.metadata.at("train.epoch") == "2");
+    CHECK(file.metadata.at("sgd.momentum") == "0.9");
+  }
+
+  TEST_CASE("resuming from a checkpoint of another model or a foreign file is refused") {
+    const Setup setup;
+    const TempDir dir;
+    soda::Generator gen(0);
+    const auto other = soda::models::mlp<float>(64, {8}, 4, gen);
+    soda::save_state_dict(dir.path / "weights.safetensors", *other);
+    soda::train::TrainerOptions options;
+    auto trainer = setup.make(1, options);
+    CHECK_THROWS_WITH_AS(trainer.resume(dir.path / "weights.safetensors"),
+                         doctest::Contains("metadata entry 'train.epoch' is missing"),
+                         soda::ValueError);
+    CHECK_THROWS_AS(trainer.resume(dir.path / "absent.safetensors"), soda::Error);
+  }
+
+  TEST_CASE("evaluate restores the model's mode and counts every sample") {
+    const Setup setup;
+    soda::Generator gen(2);
+    auto model = soda::models::small_cnn<float>(1, 8, 8, 4, gen);
+    soda::DataLoaderOptions loader;
+    loader.batch_size = 30;
+    loader.shuffle = false;
+    soda::DataLoader test(setup.test, loader);
+    const auto result = soda::train::evaluate(*model, test);
+    CHECK(result.samples == 80);
+    CHECK(model->is_training());
+    CHECK(result.accuracy >= 0);
+    CHECK(result.loss > 0);
+  }
+}
