@@ -57,7 +57,8 @@ class ProgressLine {
     const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
     const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : NAN;
     char rate_text[64];
-    std::snprintf(rate_text, sizeof rate_text, "%.0f %s/s", rate, unit_.c_str());
+    std::snprintf(rate_text, sizeof rate_text, rate < 10 ? "%.2f %s/s" : "%.0f %s/s", rate,
+                  unit_.c_str());
     *out_ << "\r" << label_ << " " << done << "/" << total_ << " " << figures << " " << rate_text
           << " ETA " << duration_text(eta) << "   " << std::flush;
   }
