@@ -89,6 +89,8 @@ soda::optim::LrSchedule make_schedule(const std::string& kind, double lr, std::i
 
 int main(int argc, char** argv) {
   CLI::App app{"soda: train a CIFAR ResNet (or MLP / small CNN) with SGD"};
+  // A repeated option keeps its last value, so scripts/demo.sh's defaults can be overridden.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string data_dir, model_name = "resnet20", optimizer_name = "sgd",
                         schedule_name = "multistep";
   std::string out_dir, resume_path;
