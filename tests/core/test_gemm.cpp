@@ -118,47 +118,6 @@ TEST_SUITE("core/gemm") {
     for (const double v : c) CHECK(v == 0.0);
   }
 
-  TEST_CASE("gemm_on_this_thread: every layout pair, padded strides, accumulation, float") {
-    using soda::detail::MatrixView;
-    const std::int64_t m = 19, k = 70, n = 33, pad = 3;
-    const auto abuf = oracle::uniform((m + pad) * (k + pad), 3);
-    const auto bbuf = oracle::uniform((k + pad) * (n + pad), 4);
-    for (const bool a_rows : {true, false}) {
-      for (const bool b_rows : {true, false}) {
-        CAPTURE(a_rows);
-        CAPTURE(b_rows);
-        const MatrixView<double> a = a_rows ? MatrixView<double>{abuf.data(), m, k, k + pad, 1}
-                                            : MatrixView<double>{abuf.data(), m, k, 1, m + pad};
-        const MatrixView<double> b = b_rows ? MatrixView<double>{bbuf.data(), k, n, n + pad, 1}
-                                            : MatrixView<double>{bbuf.data(), k, n, 1, k + pad};
-        auto at = [](const MatrixView<double>& v, std::int64_t i, std::int64_t j) {
-          return static_cast<long double>(v.data[i * v.row_stride + j * v.col_stride]);
-        };
-        std::vector<double> c(static_cast<std::size_t>(m * n), 7.0);
-        soda::detail::gemm_on_this_thread(a, b, c.data());
-        std::vector<double> twice = c;
-        soda::detail::gemm_on_this_thread(a, b, twice.data(), true);
-        for (std::int64_t i = 0; i < m; ++i)
-          for (std::int64_t j = 0; j < n; ++j) {
-            long double sum = 0;
-            for (std::int64_t q = 0; q < k; ++q) sum += at(a, i, q) * at(b, q, j);
-            const auto e = static_cast<std::size_t>(i * n + j);
-            CHECK(c[e] == doctest::Approx(static_cast<double>(sum)).epsilon(1e-13));
-            CHECK(twice[e] == doctest::Approx(2 * static_cast<double>(sum)).epsilon(1e-13));
-          }
-      }
-    }
-    std::vector<float> af(abuf.begin(), abuf.end()), bf(bbuf.begin(), bbuf.end());
-    std::vector<float> cf(static_cast<std::size_t>(m * n));
-    soda::detail::gemm_on_this_thread(MatrixView<float>{af.data(), m, k, k, 1},
-                                      MatrixView<float>{bf.data(), k, n, n, 1}, cf.data());
-    long double corner = 0;
-    for (std::int64_t q = 0; q < k; ++q)
-      corner += static_cast<long double>(af[static_cast<std::size_t>((m - 1) * k + q)]) *
-                bf[static_cast<std::size_t>(q * n + n - 1)];
-    CHECK(cf.back() == doctest::Approx(static_cast<double>(corner)).epsilon(1e-5));
-  }
-
   TEST_CASE("MatrixView classifies layouts, including degenerate single rows and columns") {
     using soda::detail::MatrixView;
     const double* p = nullptr;

@@ -74,18 +74,6 @@ const T* image_columns(const T* image, const ConvGeometry& g, Tensor<T>& buffer)
   return buffer.raw_data();
 }
 
-// A per-image product. Deep products (K >= 64) use Eigen's own kernel on this thread (faster
-// than BLAS here, see gemm_on_this_thread); shallow ones, where that kernel is weak, use BLAS.
-// The choice depends on shapes only, never on the thread count.
-template <class T>
-void image_gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* c, bool accumulate = false) {
-  if (a.cols >= 64) {
-    gemm_on_this_thread(a, b, c, accumulate);
-  } else {
-    gemm(a, b, c, accumulate);
-  }
-}
-
 // y[n] = W [O, C·kh·kw] · col(x[n]).
 template <class T>
 Tensor<T> conv2d_kernel(const Tensor<T>& x0, const Tensor<T>& w0, Size2d stride, Size2d padding) {
@@ -100,8 +88,8 @@ Tensor<T> conv2d_kernel(const Tensor<T>& x0, const Tensor<T>& w0, Size2d stride,
     Tensor<T> buffer;
     for (std::int64_t n = lo; n < hi; ++n) {
       const T* columns = image_columns(x.raw_data() + n * image_size, g, buffer);
-      image_gemm(weights, MatrixView<T>{columns, g.col_rows(), g.col_cols(), g.col_cols(), 1},
-                 out.raw_data() + n * out_size);
+      gemm(weights, MatrixView<T>{columns, g.col_rows(), g.col_cols(), g.col_cols(), 1},
+           out.raw_data() + n * out_size);
     }
   });
   return out;
@@ -132,11 +120,11 @@ Tensor<T> conv2d_input_grad_kernel(const Tensor<T>& grad0, const Tensor<T>& w0,
                                  g.col_cols(), 1};
       T* image = out.raw_data() + n * image_size;
       if (g.is_pointwise()) {
-        image_gemm(weights_t, grad_n, image);
+        gemm(weights_t, grad_n, image);
         continue;
       }
       if (!buffer.defined()) buffer = Tensor<T>::empty({g.col_rows(), g.col_cols()});
-      image_gemm(weights_t, grad_n, buffer.raw_data());
+      gemm(weights_t, grad_n, buffer.raw_data());
       col2im(buffer.raw_data(), g, image);
     }
   });
@@ -172,10 +160,9 @@ Tensor<T> conv2d_weight_grad_kernel(const Tensor<T>& x0, const Tensor<T>& grad0,
       for (std::int64_t n = first; n < std::min(images, first + group_size); ++n) {
         const T* columns = image_columns(x.raw_data() + n * image_size, g, buffer);
         // col(x[n])ᵀ as a column-major view: no copy.
-        image_gemm(MatrixView<T>{grad.raw_data() + n * grad_size, out_channels, g.col_cols(),
-                                 g.col_cols(), 1},
-                   MatrixView<T>{columns, g.col_cols(), g.col_rows(), 1, g.col_cols()}, sum,
-                   n > first);
+        gemm(MatrixView<T>{grad.raw_data() + n * grad_size, out_channels, g.col_cols(),
+                           g.col_cols(), 1},
+             MatrixView<T>{columns, g.col_cols(), g.col_rows(), 1, g.col_cols()}, sum, n > first);
       }
     }
   });

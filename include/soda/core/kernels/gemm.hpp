@@ -6,7 +6,6 @@
 #include <Eigen/Core>
 
 #include <algorithm>
-#include <type_traits>
 
 #include "soda/core/kernels/elementwise.hpp"
 
@@ -59,42 +58,6 @@ void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* c, bool accumulate 
       }
     });
   });
-}
-
-// c (row-major, contiguous) = a * b, or += when accumulating, computed on the calling thread by
-// Eigen's own blocked kernel even when Eigen hands its products to BLAS. For the many small
-// products of a convolution (one per image, images spread over threads) this kernel, compiled for
-// the host's full vector width, beats a BLAS held to narrower kernels (OPENBLAS_CORETYPE). It is
-// reached through Eigen's internal product with a run-time result stride, the one form its BLAS
-// binding does not take over. Operands as in gemm().
-template <class T>
-void gemm_on_this_thread(const MatrixView<T>& a, const MatrixView<T>& b, T* c,
-                         bool accumulate = false) {
-  using Eigen::Index;
-  namespace internal = Eigen::internal;
-  const Index m = a.rows, n = b.cols, k = a.cols;
-  if (!accumulate) std::fill(c, c + m * n, T(0));
-  if (k == 0 || m == 0 || n == 0) return;
-  // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: a row-major operand reads as a column-major
-  // transpose with the same stride, and a column-major one as a row-major transpose.
-  auto run = [&]<int LhsOrder, int RhsOrder>(std::integral_constant<int, LhsOrder>,
-                                             std::integral_constant<int, RhsOrder>) {
-    internal::gemm_blocking_space<Eigen::ColMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
-                                  Eigen::Dynamic>
-        blocking(n, m, k, 1, true);
-    internal::general_matrix_matrix_product<
-        Index, T, LhsOrder, false, T, RhsOrder, false, Eigen::ColMajor,
-        Eigen::Dynamic>::run(n, m, k, b.data, b.row_major() ? b.row_stride : b.col_stride, a.data,
-                             a.row_major() ? a.row_stride : a.col_stride, c, 1, n, T(1), blocking,
-                             nullptr);
-  };
-  using ColMajor = std::integral_constant<int, Eigen::ColMajor>;
-  using RowMajor = std::integral_constant<int, Eigen::RowMajor>;
-  if (b.row_major()) {
-    a.row_major() ? run(ColMajor{}, ColMajor{}) : run(ColMajor{}, RowMajor{});
-  } else {
-    a.row_major() ? run(RowMajor{}, ColMajor{}) : run(RowMajor{}, RowMajor{});
-  }
 }
 
 }  // namespace soda::detail
