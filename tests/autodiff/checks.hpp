@@ -221,6 +221,18 @@ double closure_replay_difference(F&& f, const Params& params, const Params& v) {
   return max_difference(hessian.apply(v), soda::hvp(f, params, v));
 }
 
+// A closure f() over params: gradient and H·v (along a direction drawn from `seed`) against
+// central differences in place, and hessian_at's replay bit-equal to the direct H·v.
+template <class F>
+void check_closure_derivatives(F&& f, const Params& params, std::uint64_t seed,
+                               double gradient_tolerance, double hvp_tolerance) {
+  soda::Generator gen(seed);
+  const auto v = random_like(params, gen);
+  CHECK(closure_gradient_error(f, params) < gradient_tolerance);
+  CHECK(closure_hvp_error(f, params, v) < hvp_tolerance);
+  CHECK(closure_replay_difference(f, params, v) == 0);
+}
+
 // A loss with a non-trivial Hessian in every tensor: fixed random weights on y and on y².
 struct CurvedLoss {
   Tensor w, u;

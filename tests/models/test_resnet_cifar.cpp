@@ -10,12 +10,6 @@ using namespace soda_test;
 
 namespace {
 
-std::vector<std::string> names(const soda::nn::Module<double>& m) {
-  std::vector<std::string> out;
-  for (const auto& [name, t] : m.state_dict()) out.push_back(name);
-  return out;
-}
-
 bool has(const std::vector<std::string>& list, const std::string& name) {
   return std::find(list.begin(), list.end(), name) != list.end();
 }
@@ -70,7 +64,7 @@ TEST_CASE("ResNet-20 uses PyTorch state-dict names") {
   soda::Generator gen(0);
   soda::models::ResNetCifarOptions options;
   const soda::models::ResNetCifar<double> model(options, gen);
-  const auto all = names(model);
+  const auto all = names_of(model.state_dict());
   CHECK(all.front() == "conv1.weight");
   CHECK(all.back() == "fc.bias");
   for (const char* name :
@@ -132,7 +126,8 @@ TEST_CASE("a tiny ResNet in evaluation mode has exact gradients and HVPs") {
 
 TEST_CASE("the no-BN ResNet has exact gradients and HVPs and no BatchNorm entries") {
   TinyResNet net(false);
-  for (const auto& name : names(*net.model)) CHECK(name.find("bn") == std::string::npos);
+  for (const auto& name : names_of(net.model->state_dict()))
+    CHECK(name.find("bn") == std::string::npos);
   net.check_exact_derivatives(7);
 }
 

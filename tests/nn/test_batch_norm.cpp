@@ -316,11 +316,7 @@ TEST_SUITE("nn/batch_norm") {
         auto f = [&] { return loss(bn(x)); };
         Params params = bn.parameters();
         params.push_back(x);
-        soda::Generator vgen(18);
-        const auto v = random_like(params, vgen);
-        CHECK(closure_gradient_error(f, params) < 1e-7);
-        CHECK(closure_hvp_error(f, params, v) < 1e-6);
-        CHECK(closure_replay_difference(f, params, v) == 0);
+        check_closure_derivatives(f, params, 18, 1e-7, 1e-6);
       }
     };
     BatchNorm1d<double> bn1(3), bn1_seq(2);

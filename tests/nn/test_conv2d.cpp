@@ -177,11 +177,7 @@ TEST_SUITE("nn/conv2d") {
         auto f = [&] { return loss(layer(x)); };
         Params params = layer.parameters();
         params.push_back(x);
-        soda::Generator vgen(6);
-        const auto v = random_like(params, vgen);
-        CHECK(closure_gradient_error(f, params) < 1e-7);
-        CHECK(closure_hvp_error(f, params, v) < 1e-7);
-        CHECK(closure_replay_difference(f, params, v) == 0);
+        check_closure_derivatives(f, params, 6, 1e-7, 1e-7);
       }
     }
   }

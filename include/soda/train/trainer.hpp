@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "soda/autodiff/functional.hpp"
@@ -22,6 +23,20 @@
 #include "soda/train/progress.hpp"
 
 namespace soda::train {
+
+namespace detail {
+
+// A loader's float batch as the model's type: the batch itself when that is float (no copy).
+template <class T>
+Tensor<T> images_as(const Tensor<float>& images) {
+  if constexpr (std::is_same_v<T, float>) {
+    return images;
+  } else {
+    return images.template to<T>();
+  }
+}
+
+}  // namespace detail
 
 struct StepResult {
   double loss = 0;
@@ -62,7 +77,7 @@ Evaluation evaluate(nn::Module<T>& model, DataLoader& loader, std::int64_t max_b
   std::int64_t correct = 0, samples = 0, batches = 0;
   while (auto batch = loader.next()) {
     if (max_batches >= 0 && batches++ >= max_batches) break;
-    const auto images = batch->images.template to<T>();
+    const auto images = detail::images_as<T>(batch->images);
     const auto logits = model(images);
     const auto n = batch->labels.numel();
     loss_sum += static_cast<double>(nn::cross_entropy(logits, batch->labels).item()) * n;
@@ -179,7 +194,7 @@ class Trainer {
     nn::NamedTensors<T> optimizer_state;
     for (const auto& [name, tensor] : file.tensors) {
       if (name.rfind("optimizer.", 0) == 0) {
-        optimizer_state.emplace_back(name.substr(10), detail::values_as<T>(tensor));
+        optimizer_state.emplace_back(name.substr(10), soda::detail::values_as<T>(tensor));
       }
     }
     optimizer_.load_state_dict(optimizer_state, file.metadata);
@@ -225,7 +240,7 @@ class Trainer {
     while (!out_of_budget(started)) {
       auto batch = train_loader_.next();
       if (!batch) break;
-      const auto result = train_step(*model_, optimizer_, batch->images.template to<T>(),
+      const auto result = train_step(*model_, optimizer_, detail::images_as<T>(batch->images),
                                      batch->labels, options_.label_smoothing);
       ++step_;
       ++record.steps;

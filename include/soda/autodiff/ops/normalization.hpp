@@ -111,25 +111,32 @@ Tensor<T> normalized_tangent(const Tensor<T>& tx, const Tensor<T>& normalized,
 }
 
 // Records normalize_channels on x with precomputed moments (what batch_norm also needs for its
-// running statistics, so they are computed once).
+// running statistics, so they are computed once). r = 1/√(σ²+ε) from those moments is kept by the
+// rules: the forward rule sees primal values only, and the reverse rule needs r as a
+// differentiable function of x only when a tangent or the tape will see it.
 template <class T>
 Tensor<T> record_normalize_channels(const Tensor<T>& x, double eps,
                                     const std::vector<double>& channel_mean,
                                     const std::vector<double>& channel_var) {
+  auto inverse_std = Tensor<T>::empty(channel_view_shape(x.shape()));
+  for (std::size_t c = 0; c < channel_var.size(); ++c) {
+    inverse_std.raw_data()[c] = static_cast<T>(1.0 / std::sqrt(channel_var[c] + eps));
+  }
   return record_op<T>(
       "normalize_channels", {x}, normalize_kernel(x, channel_mean, channel_var, eps),
-      [eps](const OpContext<T>& c, const Tensor<T>& g) {
+      [eps, inverse_std](const OpContext<T>& c, const Tensor<T>& g) {
         const auto& normalized = c.output;  // x̂, carrying its tangent when one rides on x
-        const auto r = channel_inverse_std(c.inputs[0], eps);
+        const auto r = will_record(std::vector<Tensor<T>>{c.inputs[0]})
+                           ? channel_inverse_std(c.inputs[0], eps)
+                           : inverse_std;
         std::vector<std::int64_t> axes{0};
         for (std::int64_t a = 2; a < g.ndim(); ++a) axes.push_back(a);
         const auto centred = sub(g, mean(g, axes, true));
         const auto along = mean(mul(g, normalized), axes, true);
         return std::vector<Tensor<T>>{mul(sub(centred, mul(normalized, along)), r)};
       },
-      [eps](const OpContext<T>& c, const std::vector<Tensor<T>>& t) {
-        const auto r = channel_inverse_std(c.inputs[0], eps);
-        return normalized_tangent(t[0], c.output, r);
+      [inverse_std](const OpContext<T>& c, const std::vector<Tensor<T>>& t) {
+        return normalized_tangent(t[0], c.output, inverse_std);
       });
 }
 
