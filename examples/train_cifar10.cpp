@@ -12,62 +12,9 @@
 #include <numeric>
 #include <soda/soda.hpp>
 
+#include "common/data_and_models.hpp"
+
 namespace {
-
-struct DataChoice {
-  soda::ImageDataset train, test;
-  std::string name;
-  std::vector<float> mean, stddev;
-  bool augment = false;
-};
-
-DataChoice choose_data(const std::string& data_dir, std::int64_t synthetic_count,
-                       std::uint64_t seed) {
-  if (!data_dir.empty()) {
-    return {soda::load_cifar10(data_dir, true), soda::load_cifar10(data_dir, false), "CIFAR-10",
-            {0.4914f, 0.4822f, 0.4465f},        {0.2470f, 0.2435f, 0.2616f},         true};
-  }
-  if (std::filesystem::exists(soda::fashion_mnist_default_root())) {
-    return {soda::load_fashion_mnist(true),
-            soda::load_fashion_mnist(false),
-            "Fashion-MNIST",
-            {0.2860f},
-            {0.3530f},
-            false};
-  }
-  std::cerr << "notice: no --data and no Fashion-MNIST under " << soda::fashion_mnist_default_root()
-            << " (apt-get install dataset-fashion-mnist); training on a synthetic image set\n";
-  return {soda::make_synthetic_images(synthetic_count, 10, 3, 32, 32, seed),
-          soda::make_synthetic_images(synthetic_count / 5, 10, 3, 32, 32, seed + 1),
-          "synthetic",
-          {0.5f, 0.5f, 0.5f},
-          {0.25f, 0.25f, 0.25f},
-          false};
-}
-
-std::shared_ptr<soda::nn::Module<float>> make_model(const std::string& name,
-                                                    const soda::ImageDataset& data,
-                                                    soda::Generator& gen) {
-  const auto shape = data.images.shape();  // [N, C, H, W]
-  const std::int64_t channels = shape[1], height = shape[2], width = shape[3];
-  const std::int64_t classes = 10;
-  if (name.rfind("resnet", 0) == 0) {
-    soda::models::ResNetCifarOptions options;
-    std::string depth = name.substr(6);
-    if (depth.size() > 5 && depth.substr(depth.size() - 5) == "-nobn") {
-      options.batch_norm = false;
-      depth.resize(depth.size() - 5);
-    }
-    options.depth = std::stoll(depth);
-    options.in_channels = channels;
-    options.num_classes = classes;
-    return std::make_shared<soda::models::ResNetCifar<float>>(options, gen);
-  }
-  if (name == "mlp")
-    return soda::models::mlp<float>(channels * height * width, {512, 256}, classes, gen);
-  if (name == "cnn") return soda::models::small_cnn<float>(channels, height, width, classes, gen);
-  throw soda::ValueError("unknown --model '" + name + "'");
-}
 
 // Milestones at 50% and 75% of the epochs (He et al.'s 80/120 of 160), each used once.
 soda::optim::LrSchedule make_schedule(const std::string& kind, double lr, std::int64_t epochs,
@@ -131,14 +78,14 @@ int main(int argc, char** argv) {
   if (threads > 0) soda::set_num_threads(threads);
 
   try {
-    auto data = choose_data(data_dir, synthetic_count, seed);
+    auto data = examples::choose_data(data_dir, synthetic_count, seed);
     if (train_subset > 0 && train_subset < data.train.size()) {
       std::vector<std::int64_t> first(static_cast<std::size_t>(train_subset));
       std::iota(first.begin(), first.end(), std::int64_t{0});
       data.train = soda::subset(data.train, first);
     }
     soda::Generator gen(seed);
-    auto model = make_model(model_name, data.train, gen);
+    auto model = examples::make_model(model_name, data.train, gen);
     std::cerr << "data: " << data.name << " (" << data.train.size() << " train, "
               << data.test.size() << " test, " << soda::to_string(data.train.images.shape())
               << "); model: " << model->type_name() << " (" << model->parameter_count()

@@ -1,6 +1,6 @@
 // soda — second-order differentiable arrays. Include this one header for everything:
 // tensors and kernels (core), autodiff with exact Hessian-vector products (autodiff), layers (nn),
-// models, optimizers, training, data loading and checkpoints.
+// models, optimizers, training, Hessian analysis (hessian), data loading and checkpoints.
 #pragma once
 
 #include "soda/autodiff/autodiff.hpp"
@@ -10,6 +10,7 @@
 #include "soda/data/dataset.hpp"
 #include "soda/data/idx.hpp"
 #include "soda/data/synthetic.hpp"
+#include "soda/hessian/hessian.hpp"
 #include "soda/io/safetensors.hpp"
 #include "soda/io/state_dict.hpp"
 #include "soda/models/classifiers.hpp"

@@ -10,18 +10,15 @@
 #include <soda/soda.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
-#include <random>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "parity_support.hpp"
 
 namespace {
 
@@ -29,8 +26,7 @@ namespace fs = std::filesystem;
 
 using Model = soda::models::ResNetCifar<float>;
 
-constexpr const char* python = "/usr/bin/python3";
-constexpr const char* install_hint = "apt-get install python3-torch";
+constexpr const char* resnet_script = "resnet_parity.py";
 constexpr std::int64_t batch_size = 8;
 constexpr float counter_before = 3;      // num_batches_tracked written to PyTorch
 constexpr float pytorch_counter = 7.0f;  // num_batches_tracked of resnet_parity.py's own model
@@ -41,58 +37,6 @@ constexpr double logits_tolerance = 1e-4;
 constexpr double loss_tolerance = 1e-3;
 constexpr double derivative_tolerance = 1e-3;  // gradient and H·v
 constexpr double running_stats_tolerance = 1e-4;
-
-// A fresh folder under the system temp folder, removed with everything in it.
-class TempFolder {
- public:
-  TempFolder() {
-    std::random_device entropy;
-    path_ = fs::temp_directory_path() /
-            ("soda-parity-" + std::to_string(entropy()) + "-" + std::to_string(entropy()));
-    fs::create_directories(path_);
-  }
-  ~TempFolder() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempFolder(const TempFolder&) = delete;
-  TempFolder& operator=(const TempFolder&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// The last non-empty line of `text` (the error of a Python traceback).
-std::string last_line(const std::string& text) {
-  const auto end = text.find_last_not_of("\n");
-  if (end == std::string::npos) return text;
-  const auto start = text.find_last_of('\n', end);
-  const auto begin = start == std::string::npos ? 0 : start + 1;
-  return text.substr(begin, end + 1 - begin);
-}
-
-std::string quoted(const fs::path& path) {
-  return "'" + path.string() + "'";
-}
-
-// tests/parity/resnet_parity.py under SODA_SOURCE_DIR, else under the nearest folder above the
-// current one that has it; empty when neither has it.
-fs::path parity_script() {
-  const fs::path relative = fs::path("tests") / "parity" / "resnet_parity.py";
-  if (const char* source_dir = std::getenv("SODA_SOURCE_DIR"))
-    return fs::path(source_dir) / relative;
-  for (fs::path folder = fs::current_path();; folder = folder.parent_path()) {
-    if (fs::exists(folder / relative)) return folder / relative;
-    if (folder == folder.parent_path()) return {};
-  }
-}
 
 // ResNet-20 from a seed, with BatchNorm away from its defaults (γ = 1, β = 0, μ = 0, σ² = 1) so
 // that every BatchNorm value the two sides load matters.
@@ -132,28 +76,14 @@ ParityRun run_pytorch() {
     run.directions.push_back(soda::randn<float>(p.shape(), gen));
   }
 
-  if (!fs::exists(python)) {
-    run.failure = std::string(python) + " not found; the parity test needs Python 3 with " +
-                  "PyTorch: " + install_hint;
-    return run;
-  }
-  const TempFolder folder;
+  const soda_parity::TempFolder folder;
   const fs::path input = folder.path() / "input.safetensors",
                  output = folder.path() / "output.safetensors", log = folder.path() / "log.txt";
-  const std::string to_log = " > " + quoted(log) + " 2>&1";
-  if (std::system((std::string(python) + " -c 'import torch, numpy'" + to_log).c_str()) != 0) {
-    run.failure = std::string(python) + " cannot import torch and numpy (" +
-                  last_line(read_text(log)) + "); install them with: " + install_hint;
-    return run;
-  }
-  const fs::path script = parity_script();
-  if (script.empty() || !fs::exists(script)) {
-    run.failure = "tests/parity/resnet_parity.py not found " +
-                  (script.empty() ? "in any folder above '" + fs::current_path().string() + "'"
-                                  : "at '" + script.string() + "'") +
-                  "; set SODA_SOURCE_DIR to soda's source folder";
-    return run;
-  }
+  run.failure = soda_parity::python_torch_problem(log);
+  if (!run.failure.empty()) return run;
+  const fs::path script = soda_parity::parity_script(resnet_script);
+  run.failure = soda_parity::missing_script_problem(script, resnet_script);
+  if (!run.failure.empty()) return run;
 
   auto file = soda::state_dict_file(*run.model, "model.");
   file.tensors.emplace_back("images", run.images);
@@ -164,17 +94,9 @@ ParityRun run_pytorch() {
   }
   soda::save_safetensors(input, file);
 
-  const auto start = std::chrono::steady_clock::now();
-  const std::string command =
-      std::string(python) + " " + quoted(script) + " " + quoted(input) + " " + quoted(output);
-  const int status = std::system((command + to_log).c_str());
-  run.script_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (status != 0) {
-    run.failure = "'" + command + "' failed (std::system returned " + std::to_string(status) +
-                  "):\n" + read_text(log);
-    return run;
-  }
+  run.failure = soda_parity::run_parity_script(script, {input.string(), output.string()}, log,
+                                               run.script_seconds);
+  if (!run.failure.empty()) return run;
   try {
     run.answer = soda::load_safetensors(output);
   } catch (const soda::Error& e) {

@@ -6,6 +6,7 @@
 // the linearization is stale; call hessian_at again at the new point.
 #pragma once
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "soda/autodiff/functional.hpp"
@@ -16,6 +17,7 @@ namespace soda {
 template <class T>
 class LinearizedHessian {
  public:
+  using Scalar = T;
   using Vector = std::vector<Tensor<T>>;
 
   template <class F>
@@ -47,6 +49,29 @@ class LinearizedHessian {
   const Tensor<T>& value() const { return value_; }
   const Vector& gradient() const { return gradient_; }
   std::size_t recorded_ops() const { return trace_.entries.size(); }
+  const std::vector<Shape>& shapes() const { return shapes_; }
+
+  // Bytes held by the trace's values, each storage counted once: what keeping it costs.
+  std::size_t memory_bytes() const {
+    std::unordered_map<const T*, std::int64_t> extent;  // storage -> elements reached
+    const auto visit = [&](const Tensor<T>& x) {
+      if (!x.defined()) return;
+      const T* base = x.impl()->storage.get();
+      std::int64_t reach = x.offset() + 1;
+      for (std::size_t d = 0; d < x.shape().size(); ++d) {
+        if (x.shape()[d] > 0) reach += (x.shape()[d] - 1) * x.strides()[d];
+      }
+      auto& e = extent[base];
+      e = std::max(e, reach);
+    };
+    for (const auto& entry : trace_.entries) {
+      for (const auto& x : entry.inputs) visit(x);
+      visit(entry.output);
+    }
+    std::size_t total = 0;
+    for (const auto& [base, n] : extent) total += static_cast<std::size_t>(n) * sizeof(T);
+    return total;
+  }
 
   // H·v, equal to soda::hvp(f, params, v) at this point.
   Vector apply(const Vector& v) const { return apply_many({v}).front(); }
