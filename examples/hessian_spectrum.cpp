@@ -159,6 +159,8 @@ void plot_all(const fs::path& out, const Settings& s) {
         "set datafile separator ','\nset xlabel 'α (along the top eigenvector)'\n"
         "set ylabel 'loss'\nset title 'Loss along the top eigenvector'\n"
         "plot 'landscape_1d.csv' every ::1 using 1:2 with linespoints lw 2 pt 7 notitle\n");
+  }
+  if (s.landscape && s.top_k >= 2) {  // the plane needs the top two eigenvectors
     examples::plot_with_gnuplot(
         out, "landscape_2d",
         "set datafile separator ','\nset xlabel 'α (top eigenvector)'\n"
@@ -239,7 +241,8 @@ int main(int argc, char** argv) {
                  "batches summed (-1: the whole split, PyHessian's "
                  "full-dataset mode)");
   app.add_flag("--train-mode", s.train_mode, "BatchNorm with batch statistics (default: eval)");
-  app.add_option("--memory-budget-mib", s.memory_budget_mib, "linearizations kept in memory");
+  app.add_option("--memory-budget-mib", s.memory_budget_mib, "linearizations kept in memory")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--top-k", s.top_k, "top eigenvalues")->check(CLI::PositiveNumber);
   app.add_option("--max-iterations", s.max_iterations, "power iteration steps per eigenvalue");
   app.add_option("--tolerance", s.tolerance, "relative change that stops power iteration");
@@ -264,6 +267,11 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", s.quiet, "no progress lines");
   CLI11_PARSE(app, argc, argv);
   if (s.threads > 0) soda::set_num_threads(s.threads);
+  if (s.lanczos && s.max_iterations < s.top_k) {  // checked before any work is done
+    std::cerr << "error: Lanczos needs --max-iterations (its Krylov dimension, " << s.max_iterations
+              << ") at least --top-k (" << s.top_k << ")\n";
+    return 1;
+  }
 
   try {
     const auto data = examples::choose_data(s.data_dir, s.synthetic_count, s.seed);
@@ -387,7 +395,7 @@ int main(int argc, char** argv) {
 
     print_summary(spectrum, s);
     std::cout << "HVPs in all: " << op.products() << "; results in " << out << "\n";
-  } catch (const soda::Error& e) {
+  } catch (const std::exception& e) {  // soda::Error, and file-system or JSON errors
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }

@@ -20,11 +20,12 @@ cmake --build build --target train_cifar10 hessian_spectrum -j"$(nproc)"
 # this step to a few minutes (see README for the full defaults).
 # The data and model options given to training apply here too.
 shared_args=(--model resnet20)
-for ((i = 1; i < $#; ++i)); do
+for ((i = 1; i <= $#; ++i)); do
   case "${!i}" in
+    --data=* | --model=*) shared_args+=("${!i}") ;;
     --data | --model)
       j=$((i + 1))
-      shared_args+=("${!i}" "${!j}")
+      if ((j <= $#)); then shared_args+=("${!i}" "${!j}"); fi
       ;;
   esac
 done

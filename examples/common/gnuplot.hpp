@@ -10,6 +10,13 @@
 
 namespace examples {
 
+// 'text' for a POSIX shell, with any ' inside written as '\''.
+inline std::string shell_quoted(const std::string& text) {
+  std::string out = "'";
+  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 inline bool gnuplot_available() {
   static const bool available = std::system("command -v gnuplot > /dev/null 2>&1") == 0;
   return available;
@@ -24,7 +31,8 @@ inline bool plot_with_gnuplot(const std::filesystem::path& out_dir, const std::s
                              << "set output '" << name << ".svg'\n"
                              << script;
   if (!gnuplot_available()) return false;
-  const std::string command = "cd '" + out_dir.string() + "' && gnuplot '" + name + ".gp'";
+  const std::string command =
+      "cd " + shell_quoted(out_dir.string()) + " && gnuplot " + shell_quoted(name + ".gp");
   if (std::system(command.c_str()) != 0) {
     std::cerr << "warning: gnuplot failed on " << script_path << "\n";
     return false;

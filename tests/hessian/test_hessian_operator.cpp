@@ -1,6 +1,8 @@
 #include "checks.hpp"
 
+#include <soda/hessian/eigenvalues.hpp>
 #include <soda/hessian/hessian_operator.hpp>
+#include <soda/hessian/trace.hpp>
 
 namespace {
 
@@ -131,4 +133,28 @@ TEST_CASE("HessianOperator rejects unknown parameters and empty data with clear 
                        doctest::Contains("no parameter named '3.wieght'"), soda::ValueError);
   CHECK_THROWS_AS(HessianOperator<double>(problem.model, {}), soda::ValueError);
   CHECK_THROWS_AS(HessianOperator<double>(nullptr, problem.batches), soda::ValueError);
+}
+
+TEST_CASE("Hessian estimates are the same numbers at any thread count") {
+  soda::Generator gen(4);
+  soda::models::ResNetCifarOptions options;
+  options.depth = 8;
+  options.in_channels = 1;
+  options.num_classes = 3;
+  options.base_channels = 4;
+  auto model = std::make_shared<soda::models::ResNetCifar<double>>(options, gen);
+  const std::vector<LabeledBatch<double>> batches{
+      {soda::randn<double>({9, 1, 8, 8}, gen), soda::randint<std::int64_t>({9}, gen, 0, 3)}};
+  const auto estimates_with = [&](int threads) {
+    const int before = soda::max_threads();
+    soda::set_num_threads(threads);
+    const HessianOperator<double> op(model, batches);
+    const auto top = soda::hessian::top_eigenvalues(op, 1, {.max_iterations = 4, .tolerance = 0});
+    const auto trace = soda::hessian::hutchinson_trace(op, {.max_samples = 3, .tolerance = 0});
+    soda::set_num_threads(before);
+    return std::vector<double>{top.eigenvalues[0], trace.trace, op.loss()};
+  };
+  const auto one = estimates_with(1);
+  const auto two = estimates_with(2);
+  for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
 }

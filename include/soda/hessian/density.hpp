@@ -147,8 +147,12 @@ SpectralDensity spectral_density(Op& op, const DensityOptions& options = {}) {
   if (options.lanczos_steps < 1) fail("lanczos_steps must be at least 1");
   if (options.runs < 1) fail("runs must be at least 1");
   if (options.grid_points < 2) fail("grid_points must be at least 2");
-  if (!(options.sigma_squared > 0)) fail("sigma_squared must be positive");
-  if (!(options.padding >= 0)) fail("padding must be zero or positive");
+  if (!(options.sigma_squared > 0) || !std::isfinite(options.sigma_squared)) {
+    fail("sigma_squared must be finite and positive");
+  }
+  if (!(options.padding >= 0) || !std::isfinite(options.padding)) {
+    fail("padding must be finite, zero or positive");
+  }
   const std::vector<Shape> shapes(op.shapes().begin(), op.shapes().end());
   SpectralDensity out;
   out.lanczos_steps = std::min(options.lanczos_steps, total_size(shapes));

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "soda/core/error.hpp"
 #include "soda/core/generator.hpp"
 #include "soda/hessian/estimator.hpp"
@@ -31,6 +33,23 @@ struct DiagonalEstimate {
   ParameterVector<T> standard_error;
   std::int64_t samples = 0;
   std::int64_t hvp_count = 0;
+
+  // The counts and, per tensor, the sum of its diagonal entries (the vectors themselves are
+  // parameter-sized: save them with safetensors instead).
+  nlohmann::ordered_json to_json() const {
+    nlohmann::ordered_json sums = nlohmann::ordered_json::array();
+    double total = 0;
+    for (const auto& d : diagonal) {
+      double sum = 0;
+      const auto values = d.template to<T>();
+      for (std::int64_t i = 0; i < values.numel(); ++i)
+        sum += static_cast<double>(values.data()[i]);
+      sums.push_back(sum);
+      total += sum;
+    }
+    return {
+        {"samples", samples}, {"hvp_count", hvp_count}, {"trace", total}, {"tensor_sums", sums}};
+  }
 };
 
 // z ⊙ Hz: one probe's unbiased estimate of diag(H), for callers that computed Hz themselves

@@ -67,9 +67,9 @@ std::int64_t checked_dimension(const Op& op, std::int64_t k, const EigenOptions&
     throw ValueError(name + ": max_iterations = " + std::to_string(options.max_iterations) +
                      " must be at least 1");
   }
-  if (!(options.tolerance >= 0)) {
+  if (!(options.tolerance >= 0) || !std::isfinite(options.tolerance)) {
     throw ValueError(name + ": tolerance = " + std::to_string(options.tolerance) +
-                     " must be zero or positive");
+                     " must be zero or a finite positive number");
   }
   return n;
 }
@@ -132,8 +132,7 @@ EigenResult<scalar_of<Op>> top_eigenvalues(
       eigenvalue = dot(hv, v);
       report(options.progress, {"top eigenvalues", steps_done, k * options.max_iterations,
                                 result.hvp_count, eigenvalue});
-      if (iteration > 1 &&
-          std::abs(eigenvalue - previous) / (std::abs(previous) + 1e-6) < options.tolerance) {
+      if (iteration > 1 && settled(eigenvalue - previous, previous, options.tolerance)) {
         converged = true;
         break;
       }

@@ -3,6 +3,7 @@
 // progress report it sends while it runs.
 #pragma once
 
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -14,6 +15,7 @@
 namespace soda::hessian {
 
 // A symmetric linear operator on parameter vectors: H·v for one vector or for several at once.
+// The vectors it returns belong to the caller (estimators scale them in place).
 template <class Op>
 concept SymmetricOperator =
     requires(Op& op, const ParameterVector<typename std::remove_cvref_t<Op>::Scalar>& v,
@@ -36,6 +38,13 @@ struct EstimatorProgress {
 };
 
 using ProgressCallback = std::function<void(const EstimatorProgress&)>;
+
+// PyHessian's stopping rule: the estimate moved by less than `tolerance` relative to `scale` (the
+// previous estimate, or the part of it still being estimated); its 1e-6 keeps a near-zero scale
+// from dividing by zero.
+inline bool settled(double change, double scale, double tolerance) {
+  return std::abs(change) / (std::abs(scale) + 1e-6) < tolerance;
+}
 
 inline void report(const ProgressCallback& progress, const EstimatorProgress& state) {
   if (progress) progress(state);

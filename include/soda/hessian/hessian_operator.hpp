@@ -17,6 +17,7 @@
 #include "soda/data/data_loader.hpp"
 #include "soda/hessian/parameter_vector.hpp"
 #include "soda/nn/loss.hpp"
+#include "soda/nn/mode_guard.hpp"
 #include "soda/nn/module.hpp"
 
 namespace soda::hessian {
@@ -51,43 +52,20 @@ struct HessianOperatorOptions {
   // Parameter names (as named_parameters() gives them) the Hessian is taken with respect to;
   // empty = every parameter. The other parameters stay fixed.
   std::vector<std::string> parameters;
-  // BatchNorm with batch statistics (train mode) instead of running statistics (eval, the
-  // default, as PyHessian). Running statistics are left as they were either way.
+  // The model in train mode (BatchNorm on batch statistics) instead of eval mode (running
+  // statistics, the default, as PyHessian). Train mode switches every module, Dropout included:
+  // a model with Dropout gives a different random Hessian per linearization, so keep such a
+  // model in eval mode. Running statistics are left as they were either way.
   bool train_mode = false;
   // Linearizations kept between products; a batch beyond the budget is linearized again on
   // every product (one primal forward and backward extra per batch and product).
   std::size_t memory_budget_bytes = std::size_t{2} << 30;
 };
 
-// The loss of a batch from the model's output; cross-entropy by default.
+// The loss of a batch from the model's output: the batch mean (the operator weights batches by
+// their size to get the mean over all samples); cross-entropy by default.
 template <class T>
 using BatchLoss = std::function<Tensor<T>(const Tensor<T>& output, const Tensor<std::int64_t>&)>;
-
-// Puts the model in the requested mode and, in train mode, saves the running statistics the
-// forward pass would update; both are restored when the guard ends.
-template <class T>
-class ModelModeGuard {
- public:
-  ModelModeGuard(nn::Module<T>& model, bool train_mode)
-      : model_(model), was_training_(model.is_training()) {
-    if (train_mode) {
-      for (const auto& [name, b] : model.named_buffers())
-        saved_.emplace_back(b, b.template to<T>());
-    }
-    model.train(train_mode);
-  }
-  ~ModelModeGuard() {
-    for (auto& [buffer, copy] : saved_) std::copy_n(copy.data(), copy.numel(), buffer.data());
-    model_.train(was_training_);
-  }
-  ModelModeGuard(const ModelModeGuard&) = delete;
-  ModelModeGuard& operator=(const ModelModeGuard&) = delete;
-
- private:
-  nn::Module<T>& model_;
-  bool was_training_;
-  std::vector<std::pair<Tensor<T>, Tensor<T>>> saved_;
-};
 
 template <class T>
 class HessianOperator {
@@ -152,6 +130,13 @@ class HessianOperator {
   // H·v for each v, one replay per batch carrying all k vectors.
   std::vector<ParameterVector<T>> apply_many(const std::vector<ParameterVector<T>>& vs) const {
     if (vs.empty()) return {};
+    for (const auto& v : vs) {
+      if (shapes_of(v) != shapes_) {
+        throw ShapeError("HessianOperator::apply: a vector of " + std::to_string(v.size()) +
+                         " tensors does not match the " + std::to_string(shapes_.size()) +
+                         " parameters' shapes (parameter_names() lists them)");
+      }
+    }
     std::vector<ParameterVector<T>> sum;
     for (std::size_t b = 0; b < batches_.size(); ++b) {
       const double weight = static_cast<double>(batches_[b].labels.size(0)) / samples_;
@@ -201,7 +186,7 @@ class HessianOperator {
   }
 
   LinearizedHessian<T> linearize(std::size_t b) const {
-    const ModelModeGuard<T> mode(*model_, options_.train_mode);
+    const nn::ModeGuard<T> mode(*model_, options_.train_mode);
     const auto& batch = batches_[b];
     return hessian_at([&] { return loss_((*model_)(batch.inputs), batch.labels); }, parameters_);
   }
@@ -253,27 +238,46 @@ class BlockOperator {
  public:
   using Scalar = typename Op::Scalar;
 
+  // Holds `full` by reference: it must outlive the block (a temporary is refused).
   BlockOperator(const Op& full, std::vector<std::size_t> indices)
       : full_(&full), indices_(std::move(indices)) {
     if (indices_.empty()) throw ValueError("BlockOperator: an empty block");
-    for (const auto i : indices_) {
+    for (std::size_t j = 0; j < indices_.size(); ++j) {
+      const auto i = indices_[j];
       if (i >= full.shapes().size()) {
         throw ValueError("BlockOperator: parameter index " + std::to_string(i) + " but the " +
                          "operator has " + std::to_string(full.shapes().size()) + " parameters");
       }
+      for (std::size_t earlier = 0; earlier < j; ++earlier) {
+        if (indices_[earlier] == i) {
+          throw ValueError("BlockOperator: parameter index " + std::to_string(i) +
+                           " appears twice in the block");
+        }
+      }
       shapes_.push_back(full.shapes()[i]);
     }
   }
+  BlockOperator(const Op&& full, std::vector<std::size_t> indices) = delete;
 
   const std::vector<Shape>& shapes() const { return shapes_; }
   const std::vector<std::size_t>& indices() const { return indices_; }
 
   ParameterVector<Scalar> pad(const ParameterVector<Scalar>& v_block) const {
+    if (shapes_of(v_block) != shapes_) {
+      throw ShapeError("BlockOperator: a vector of " + std::to_string(v_block.size()) +
+                       " tensors does not match the block's " + std::to_string(shapes_.size()) +
+                       " parameter shapes");
+    }
     auto full = zeros_like<Scalar>(full_->shapes());
     for (std::size_t j = 0; j < indices_.size(); ++j) full[indices_[j]] = v_block[j];
     return full;
   }
   ParameterVector<Scalar> restrict(const ParameterVector<Scalar>& v_full) const {
+    if (shapes_of(v_full) != full_->shapes()) {
+      throw ShapeError("BlockOperator: a full vector of " + std::to_string(v_full.size()) +
+                       " tensors does not match the operator's " +
+                       std::to_string(full_->shapes().size()) + " parameter shapes");
+    }
     ParameterVector<Scalar> out;
     for (const auto i : indices_) out.push_back(v_full[i]);
     return out;
@@ -285,14 +289,7 @@ class BlockOperator {
   std::vector<ParameterVector<Scalar>> apply_many(
       const std::vector<ParameterVector<Scalar>>& vs) const {
     std::vector<ParameterVector<Scalar>> padded;
-    for (const auto& v : vs) {
-      if (shapes_of(v) != shapes_) {
-        throw ShapeError("BlockOperator::apply: a vector of " + std::to_string(v.size()) +
-                         " tensors does not match the block's " + std::to_string(shapes_.size()) +
-                         " parameter shapes");
-      }
-      padded.push_back(pad(v));
-    }
+    for (const auto& v : vs) padded.push_back(pad(v));
     std::vector<ParameterVector<Scalar>> out;
     for (const auto& hv : full_->apply_many(padded)) out.push_back(restrict(hv));
     return out;

@@ -186,7 +186,7 @@ LossLandscape1d loss_landscape_1d(const HessianOperator<T>& op, const ParameterV
   detail::check_parameters_writable(op, name);
   LossLandscape1d result;
   result.alphas = alphas;
-  const ModelModeGuard<T> mode(*op.model(), op.options().train_mode);
+  const nn::ModeGuard<T> mode(*op.model(), op.options().train_mode);
   detail::PerturbedParameters<T> weights(op.parameters());
   const auto points = static_cast<std::int64_t>(alphas.size());
   for (std::int64_t i = 0; i < points; ++i) {
@@ -211,7 +211,7 @@ LossLandscape2d loss_landscape_2d(const HessianOperator<T>& op, const ParameterV
   LossLandscape2d result;
   result.alphas = alphas;
   result.betas = betas;
-  const ModelModeGuard<T> mode(*op.model(), op.options().train_mode);
+  const nn::ModeGuard<T> mode(*op.model(), op.options().train_mode);
   detail::PerturbedParameters<T> weights(op.parameters());
   const auto points = static_cast<std::int64_t>(alphas.size() * betas.size());
   std::int64_t done = 0;

@@ -164,8 +164,8 @@ inline void check_layer_report_options(const LayerReportOptions& options) {
 }
 
 // PyHessian's stopping rule on a running estimate.
-inline bool settled(double current, double previous, double tolerance) {
-  return std::abs(current - previous) / (std::abs(previous) + 1e-6) < tolerance;
+inline bool settled_after(double current, double previous, double tolerance) {
+  return settled(current - previous, previous, tolerance);
 }
 
 template <class T>
@@ -239,8 +239,9 @@ void layer_top_eigenvalues(const Op& op, LayerReport& report_out,
         normalize(hv);
         v = std::move(hv);
         ++layer.eigen_iterations;
-        layer.eigen_converged = layer.eigen_iterations >= 2 &&
-                                settled(eigenvalue, previous[running[j]], options.eigen_tolerance);
+        layer.eigen_converged =
+            layer.eigen_iterations >= 2 &&
+            settled_after(eigenvalue, previous[running[j]], options.eigen_tolerance);
         previous[running[j]] = eigenvalue;
         layer.top_eigenvalue = eigenvalue;
       }
@@ -298,7 +299,7 @@ void layer_traces(const Op& op, LayerReport& report_out, const LayerReportOption
         samples[l].push_back(sample);
         sums[l] += sample;
         const double mean = sums[l] / static_cast<double>(done);
-        all_settled = all_settled && settled(mean, previous[l], options.trace_tolerance);
+        all_settled = all_settled && settled_after(mean, previous[l], options.trace_tolerance);
         previous[l] = mean;
       }
       model_samples.push_back(dot(probes[j], products[j]));

@@ -126,8 +126,10 @@ void run_trace_probes(Op& op, Generator& gen,
       sum += sample;
       ++done;
       const double mean = sum / static_cast<double>(done);
-      if (done >= 2 &&
-          std::abs(mean - previous_mean) / (std::abs(previous_mean) + 1e-6) < options.tolerance) {
+      // The change is judged against the part still being estimated (the residual after Hutch++'s
+      // exact sketch trace `offset`; everything for plain Hutchinson), else Hutch++ would stop
+      // after two probes whenever the sketch holds most of the trace.
+      if (done >= 2 && settled(mean - previous_mean, previous_mean - offset, options.tolerance)) {
         result.converged = true;
       }
       previous_mean = mean;

@@ -11,6 +11,7 @@
 #include "soda/nn/init.hpp"
 #include "soda/nn/linear.hpp"
 #include "soda/nn/loss.hpp"
+#include "soda/nn/mode_guard.hpp"
 #include "soda/nn/module.hpp"
 #include "soda/nn/pooling.hpp"
 #include "soda/nn/sequential.hpp"
