@@ -94,10 +94,8 @@ auto timed_stage(Json& timings, const std::string& name, StageProgress& progress
 // Loads a checkpoint written by train_cifar10 (tensors under "model.") or a plain state dict.
 void load_checkpoint(soda::nn::Module<float>& model, const std::string& path) {
   const auto file = soda::load_safetensors(path);
-  const std::string prefix = file.contains("model.fc.weight") || file.contains("model.0.weight") ||
-                                     !file.contains(model.state_dict().front().first)
-                                 ? "model."
-                                 : "";
+  const std::string prefix =
+      file.contains("model." + model.state_dict().front().first) ? "model." : "";
   soda::load_state_dict(model, file, path, prefix);
 }
 

@@ -45,7 +45,8 @@ import time
 # Imports a sibling script: leave no __pycache__ in the source tree.
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # resnet.py: PyHessian's ResNet
+sys.path.insert(0, HERE)  # resnet.py: PyHessian's ResNet; timing.py
+from timing import median_seconds_and_result  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "parity"))  # safetensors writer
 
 BATCH, CLASSES = 128, 10
@@ -192,17 +193,6 @@ def write_problem(path, model, images, labels, v):
     write_safetensors(path, tensors)
 
 
-def median_seconds(fn, repeats, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def torch_figures(model, images, labels, v, args):
     params = [p for p in model.parameters() if p.requires_grad]
     seconds, estimates, counts = {}, {}, {}
@@ -211,12 +201,13 @@ def torch_figures(model, images, labels, v, args):
         loss = F.cross_entropy(model(images), labels)
         return loss.detach(), torch.autograd.grad(loss, params)
 
-    seconds["gradient"], (loss, _) = median_seconds(gradient, args.repeats)
+    seconds["gradient"], (loss, _) = median_seconds_and_result(gradient, args.repeats, warmup=1)
     estimates["loss"] = loss.item()
-    seconds["linearize"], _ = median_seconds(lambda: PyHessian(model, images, labels), args.repeats)
+    seconds["linearize"], _ = median_seconds_and_result(lambda: PyHessian(model, images, labels), args.repeats,
+                                                     warmup=1)
 
     hessian = PyHessian(model, images, labels)
-    seconds["hvp"], hv = median_seconds(lambda: hessian.hvp(v), args.repeats)
+    seconds["hvp"], hv = median_seconds_and_result(lambda: hessian.hvp(v), args.repeats, warmup=1)
     estimates["hvp"] = group_product(hv, v).item()
     counts["hvp"] = 1
 

@@ -14,22 +14,14 @@ Usage: bench/compare/mlp_hvp.py [--soda-bench build/bench/bench_hvp_mlp] [--thre
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def median_seconds(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+# timing.py beside this script; leave no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import median_seconds  # noqa: E402
 
 
 def torch_figures(threads, repeats):
@@ -69,9 +61,9 @@ def torch_figures(threads, repeats):
         return torch.autograd.grad(kept_grads, params, grad_outputs=v, retain_graph=True)
 
     return {
-        "value_and_grad": median_seconds(value_and_grad, repeats),
-        "value_grad_hvp": median_seconds(value_grad_hvp, repeats),
-        "apply": median_seconds(apply_kept, repeats),
+        "value_and_grad": median_seconds(value_and_grad, repeats, warmup=3),
+        "value_grad_hvp": median_seconds(value_grad_hvp, repeats, warmup=3),
+        "apply": median_seconds(apply_kept, repeats, warmup=3),
         "torch": torch.__version__,
     }
 

@@ -30,11 +30,15 @@ import gc
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import threading
 import time
+
+# timing.py beside this script; leave no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import median_seconds  # noqa: E402
 
 BATCH, CLASSES = 128, 10
 STEPS = ("train", "grad", "hvp", "forward")
@@ -178,26 +182,15 @@ class Problem:
         raise ValueError(f"unknown step {kind!r}")
 
 
-def median_seconds(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def torch_times(threads, repeats):
     import torch
 
     torch.set_num_threads(threads)
     trained = Problem()  # its own model: the updates must not move the others' parameters
     problem = Problem()
-    times = {"train": median_seconds(trained.step("train"), repeats)}
+    times = {"train": median_seconds(trained.step("train"), repeats, warmup=2)}
     for kind in ("grad", "hvp", "forward"):
-        times[kind] = median_seconds(problem.step(kind), repeats)
+        times[kind] = median_seconds(problem.step(kind), repeats, warmup=2)
     with torch.no_grad():
         loss = problem.loss().item()
     return times, loss, torch.__version__

@@ -12,6 +12,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace soda_test {
@@ -154,6 +155,18 @@ inline RandomBatches random_batches(soda::Generator& gen, const std::vector<std:
   }
   out.all_inputs = soda::concat(inputs, 0);
   return out;
+}
+
+// A ResNet-8 in double on one-channel images with 3 classes: the smallest model with every kind
+// of layer (convolutions, BatchNorm, residual shortcuts, a classifier) for the Hessian tests.
+inline std::shared_ptr<soda::models::ResNetCifar<double>> tiny_resnet(soda::Generator& gen,
+                                                                      std::int64_t base_channels) {
+  soda::models::ResNetCifarOptions options;
+  options.depth = 8;
+  options.in_channels = 1;
+  options.num_classes = 3;
+  options.base_channels = base_channels;
+  return std::make_shared<soda::models::ResNetCifar<double>>(options, gen);
 }
 
 }  // namespace soda_test

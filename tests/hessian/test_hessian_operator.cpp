@@ -84,12 +84,7 @@ TEST_CASE("HessianOperator on a block of parameters equals that block of the ful
 
 TEST_CASE("HessianOperator in train mode uses batch statistics and leaves BatchNorm as it was") {
   soda::Generator gen(2);
-  soda::models::ResNetCifarOptions options;
-  options.depth = 8;
-  options.in_channels = 1;
-  options.num_classes = 3;
-  options.base_channels = 2;
-  auto model = std::make_shared<soda::models::ResNetCifar<double>>(options, gen);
+  auto model = soda_test::tiny_resnet(gen, 2);
   const std::vector<LabeledBatch<double>> batches{
       {soda::randn<double>({4, 1, 6, 6}, gen), soda::randint<std::int64_t>({4}, gen, 0, 3)}};
   model->eval();
@@ -137,12 +132,7 @@ TEST_CASE("HessianOperator rejects unknown parameters and empty data with clear 
 
 TEST_CASE("Hessian estimates are the same numbers at any thread count") {
   soda::Generator gen(4);
-  soda::models::ResNetCifarOptions options;
-  options.depth = 8;
-  options.in_channels = 1;
-  options.num_classes = 3;
-  options.base_channels = 4;
-  auto model = std::make_shared<soda::models::ResNetCifar<double>>(options, gen);
+  auto model = soda_test::tiny_resnet(gen, 4);
   const std::vector<LabeledBatch<double>> batches{
       {soda::randn<double>({9, 1, 8, 8}, gen), soda::randint<std::int64_t>({9}, gen, 0, 3)}};
   const auto estimates_with = [&](int threads) {

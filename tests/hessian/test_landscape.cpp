@@ -56,12 +56,7 @@ struct LandscapeProblem {
 
 // A ResNet-8 with BatchNorm, 2 base channels, on 6×6 one-channel images.
 std::shared_ptr<soda::models::ResNetCifar<double>> landscape_resnet(soda::Generator& gen) {
-  soda::models::ResNetCifarOptions options;
-  options.depth = 8;
-  options.in_channels = 1;
-  options.num_classes = 3;
-  options.base_channels = 2;
-  auto model = std::make_shared<soda::models::ResNetCifar<double>>(options, gen);
+  auto model = soda_test::tiny_resnet(gen, 2);
   model->eval();
   return model;
 }

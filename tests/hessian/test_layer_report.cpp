@@ -34,12 +34,7 @@ struct LayerReportResNet {
 
   LayerReportResNet() {
     soda::Generator gen(2);
-    soda::models::ResNetCifarOptions options;
-    options.depth = 8;
-    options.in_channels = 1;
-    options.num_classes = 3;
-    options.base_channels = 2;
-    model = std::make_shared<soda::models::ResNetCifar<double>>(options, gen);
+    model = soda_test::tiny_resnet(gen, 2);
     model->eval();
     batches.push_back(
         {soda::randn<double>({4, 1, 6, 6}, gen), soda::randint<std::int64_t>({4}, gen, 0, 3)});

@@ -56,7 +56,7 @@ struct DiagonalEstimate {
 // (AdaHessian gets it from the same pass as the gradient).
 template <class T>
 ParameterVector<T> diagonal_from_probe(const ParameterVector<T>& z, const ParameterVector<T>& hz) {
-  detail::check_same_layout(z, hz, "diagonal_from_probe");
+  soda::detail::check_same_shapes(z, hz, "diagonal_from_probe");
   ParameterVector<T> out;
   for (std::size_t i = 0; i < z.size(); ++i) {
     const auto zi = detail::contiguous(z[i]), hzi = detail::contiguous(hz[i]);
@@ -116,7 +116,7 @@ DiagonalEstimate<scalar_of<Op>> hutchinson_diagonal(Op& op, const DiagonalOption
     for (std::int64_t j = 0; j < k; ++j) {
       const auto& z = probes[static_cast<std::size_t>(j)];
       const auto& hz = products[static_cast<std::size_t>(j)];
-      detail::check_same_layout(z, hz, "hutchinson_diagonal");
+      soda::detail::check_same_shapes(z, hz, "hutchinson_diagonal");
       ++result.samples;
       const auto n = static_cast<double>(result.samples);
       std::size_t at = 0;

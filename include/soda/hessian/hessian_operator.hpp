@@ -143,7 +143,9 @@ class HessianOperator {
       auto part = b < kept_.size() ? kept_[b]->apply_many(vs) : linearize(b).apply_many(vs);
       if (sum.empty()) {
         sum = std::move(part);
-        for (auto& hv : sum) scale(hv, weight);
+        if (weight != 1) {  // one batch: the product as it is
+          for (auto& hv : sum) scale(hv, weight);
+        }
       } else {
         for (std::size_t j = 0; j < vs.size(); ++j) add_scaled(sum[j], weight, part[j]);
       }

@@ -233,8 +233,8 @@ void layer_top_eigenvalues(const Op& op, LayerReport& report_out,
       for (std::size_t j = start; j < end; ++j) {
         auto& layer = layers[running[j]];
         auto& v = vectors[running[j]];
-        // Cloned: the operator's result is not ours to normalise in place.
-        auto hv = clone(block_of(products[j - start], layer.parameter_indices));
+        // The operator's results belong to the caller (SymmetricOperator), so normalised in place.
+        auto hv = block_of(products[j - start], layer.parameter_indices);
         const double eigenvalue = dot(hv, v);
         normalize(hv);
         v = std::move(hv);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "soda/autodiff/functional.hpp"
 #include "soda/core/error.hpp"
 #include "soda/core/factories.hpp"
 #include "soda/core/generator.hpp"
@@ -19,20 +20,6 @@ template <class T>
 using ParameterVector = std::vector<Tensor<T>>;
 
 namespace detail {
-
-template <class T>
-void check_same_layout(const ParameterVector<T>& a, const ParameterVector<T>& b, const char* op) {
-  if (a.size() != b.size()) {
-    throw ShapeError(std::string(op) + ": vectors with " + std::to_string(a.size()) + " and " +
-                     std::to_string(b.size()) + " tensors");
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].shape() != b[i].shape()) {
-      throw ShapeError(std::string(op) + ": tensor " + std::to_string(i) + " has shapes " +
-                       to_string(a[i].shape()) + " and " + to_string(b[i].shape()));
-    }
-  }
-}
 
 template <class T>
 Tensor<T> contiguous(const Tensor<T>& x) {
@@ -88,7 +75,7 @@ ParameterVector<T> gaussian_vector(const std::vector<Shape>& shapes, Generator& 
 // Σ a_i b_i accumulated in double, in a fixed order: the same at any thread count.
 template <class T>
 double dot(const ParameterVector<T>& a, const ParameterVector<T>& b) {
-  detail::check_same_layout(a, b, "hessian::dot");
+  soda::detail::check_same_shapes(a, b, "hessian::dot");
   double sum = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
     const auto x = detail::contiguous(a[i]), y = detail::contiguous(b[i]);
@@ -111,7 +98,7 @@ double norm(const ParameterVector<T>& v) {
 // y ← y + alpha·x, in place (y must own its storage: an estimator's own vector).
 template <class T>
 void add_scaled(ParameterVector<T>& y, double alpha, const ParameterVector<T>& x) {
-  detail::check_same_layout(y, x, "hessian::add_scaled");
+  soda::detail::check_same_shapes(y, x, "hessian::add_scaled");
   for (std::size_t i = 0; i < y.size(); ++i) {
     if (!y[i].is_contiguous()) y[i] = y[i].template to<T>();
     const auto xi = detail::contiguous(x[i]);
