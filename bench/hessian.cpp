@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "flags.hpp"
 #include "ratio_reporter.hpp"
 
 namespace {
@@ -201,29 +202,6 @@ void register_benchmarks() {
   estimator("BM_density", BM_density);
 }
 
-// The value of --name=VALUE in arg, or null when arg is another flag.
-const char* flag_value(const char* arg, const char* name) {
-  const std::size_t length = std::strlen(name);
-  if (std::strncmp(arg, "--", 2) != 0 || std::strncmp(arg + 2, name, length) != 0 ||
-      arg[2 + length] != '=') {
-    return nullptr;
-  }
-  return arg + 3 + length;
-}
-
-bool parse_count(const char* arg, const char* name, std::int64_t& out) {
-  const char* value = flag_value(arg, name);
-  if (value == nullptr) return false;
-  char* end = nullptr;
-  const long long parsed = std::strtoll(value, &end, 10);
-  if (end == value || *end != '\0' || parsed < 1) {
-    throw soda::ValueError(std::string("bench_hessian: --") + name + " must be a positive " +
-                           "integer, got '" + value + "'");
-  }
-  out = parsed;
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -234,6 +212,10 @@ int main(int argc, char** argv) {
                  stage_repeats = g_settings.stage_repeats;
     for (int i = 1; i < argc; ++i) {
       const char* arg = argv[i];
+      using soda::bench::flag_value;
+      const auto parse_count = [&](const char* a, const char* name, std::int64_t& out) {
+        return soda::bench::parse_count("bench_hessian", a, name, out);
+      };
       if (const char* value = flag_value(arg, "input")) {
         g_settings.input = value;
         continue;

@@ -4,7 +4,9 @@
 #include <soda/soda.hpp>
 
 #include <fstream>
+#include <memory>
 #include <random>
+#include <string>
 
 namespace fs = std::filesystem;
 
@@ -24,16 +26,29 @@ struct TempDir {
 };
 
 // A small CNN on a synthetic 10-class set of 1×8×8 images with augmentation on, so data order,
-// augmentation draws and the optimizer's momentum all matter for bit-identity.
+// augmentation draws and the optimizer's state (momentum, moments, AdaHessian's probes) all matter
+// for bit-identity.
 struct Setup {
   soda::ImageDataset train = soda::make_synthetic_images(240, 4, 1, 8, 8, 3);
   soda::ImageDataset test = soda::make_synthetic_images(80, 4, 1, 8, 8, 4);
 
-  soda::train::Trainer<float> make(std::uint64_t seed, soda::train::TrainerOptions options) const {
+  static std::unique_ptr<soda::optim::Optimizer<float>> make_optimizer(
+      const std::string& name, const std::vector<soda::Tensor<float>>& params, std::uint64_t seed) {
+    using namespace soda::optim;
+    if (name == "adam") return std::make_unique<Adam<float>>(params, AdamOptions{.lr = 0.01});
+    if (name == "adahessian") {
+      return std::make_unique<AdaHessian<float>>(
+          params,
+          AdaHessianOptions{.lr = 0.005, .weight_decay = 1e-3, .update_each = 2, .seed = seed});
+    }
+    return std::make_unique<SGD<float>>(
+        params, SgdOptions{.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
+  }
+
+  soda::train::Trainer<float> make(std::uint64_t seed, soda::train::TrainerOptions options,
+                                   const std::string& optimizer = "sgd") const {
     soda::Generator gen(seed);
     auto model = soda::models::small_cnn<float>(1, 8, 8, 4, gen);
-    soda::optim::SGD<float> sgd(model->parameters(),
-                                {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
     soda::DataLoaderOptions loader;
     loader.batch_size = 32;
     loader.seed = seed;
@@ -43,8 +58,11 @@ struct Setup {
     auto test_loader = loader;
     test_loader.shuffle = test_loader.random_crop = test_loader.horizontal_flip = false;
     options.progress = nullptr;
-    const auto schedule = soda::optim::LrSchedule(0.05, soda::optim::MultiStepLR{{2}, 0.1});
-    return soda::train::Trainer<float>(model, sgd, schedule, soda::DataLoader(train, loader),
+    auto chosen = make_optimizer(optimizer, model->parameters(), seed);
+    const soda::optim::LrSchedule schedule(chosen->learning_rate(),
+                                           soda::optim::MultiStepLR{{2}, 0.1});
+    return soda::train::Trainer<float>(model, std::move(chosen), schedule,
+                                       soda::DataLoader(train, loader),
                                        soda::DataLoader(test, test_loader), options);
   }
 };
@@ -83,29 +101,61 @@ TEST_SUITE("train/trainer") {
   }
 
   TEST_CASE("a run stopped mid-epoch and resumed from its checkpoint ends bit-identical") {
+    for (const std::string optimizer : {"sgd", "adam", "adahessian"}) {
+      CAPTURE(optimizer);
+      const Setup setup;
+      const TempDir dir;
+      soda::train::TrainerOptions options;
+      options.epochs = 3;
+      auto whole = setup.make(7, options, optimizer);
+      whole.fit();
+
+      options.out_dir = dir.path;
+      options.max_steps = 11;  // epoch 1, 3 batches in
+      auto first = setup.make(7, options, optimizer);
+      const auto partial = first.fit();
+      REQUIRE(partial.size() == 2);
+      CHECK(!partial.back().complete);
+
+      options.max_steps = -1;
+      // Another seed: everything must come from the file.
+      auto second = setup.make(99, options, optimizer);
+      second.resume(dir.path / "checkpoint.safetensors");
+      CHECK(second.epoch() == 1);
+      CHECK(second.step() == 11);
+      CHECK(second.train_loader().position() == 3 * 32);
+      second.fit();
+      CHECK(identical(snapshot(whole.model()), snapshot(second.model())));
+      CHECK(second.optimizer().step_count() == whole.optimizer().step_count());
+    }
+  }
+
+  TEST_CASE("AdaHessian trains through the Trainer: one H·z per curvature step") {
+    const Setup setup;
+    soda::train::TrainerOptions options;
+    options.epochs = 3;
+    auto trainer = setup.make(1, options, "adahessian");
+    const auto records = trainer.fit();
+    // 24 steps on this set are too few for adaptive methods to beat chance reliably (Adam neither);
+    // tests/train/test_fashion_mnist.cpp checks that AdaHessian learns on real data.
+    CHECK(records.back().train_loss < records.front().train_loss);
+    const auto& adahessian =
+        dynamic_cast<const soda::optim::AdaHessian<float>&>(trainer.optimizer());
+    CHECK(adahessian.hvp_count() == 3 * 8 / 2);  // update_each = 2
+  }
+
+  TEST_CASE("a checkpoint of one optimizer is refused by a run with another") {
     const Setup setup;
     const TempDir dir;
     soda::train::TrainerOptions options;
-    options.epochs = 3;
-    auto whole = setup.make(7, options);
-    whole.fit();
-
     options.out_dir = dir.path;
-    options.max_steps = 11;  // epoch 1, 3 batches in
-    auto first = setup.make(7, options);
-    const auto partial = first.fit();
-    REQUIRE(partial.size() == 2);
-    CHECK(!partial.back().complete);
-
-    options.max_steps = -1;
-    auto second = setup.make(99, options);  // other seed: everything must come from the file
-    second.resume(dir.path / "checkpoint.safetensors");
-    CHECK(second.epoch() == 1);
-    CHECK(second.step() == 11);
-    CHECK(second.train_loader().position() == 3 * 32);
-    second.fit();
-    CHECK(identical(snapshot(whole.model()), snapshot(second.model())));
-    CHECK(second.optimizer().step_count() == whole.optimizer().step_count());
+    options.max_steps = 2;
+    setup.make(1, options, "sgd").fit();
+    auto adam = setup.make(1, options, "adam");
+    CHECK_THROWS_WITH_AS(
+        adam.resume(dir.path / "checkpoint.safetensors"),
+        doctest::Contains("it was written by the sgd optimizer; this run uses adam"),
+        soda::ValueError);
   }
 
   TEST_CASE("the log has a JSON line per epoch and the checkpoint PyTorch names under model.") {

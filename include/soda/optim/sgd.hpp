@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "soda/autodiff/functional.hpp"
 #include "soda/autodiff/grad_mode.hpp"
 #include "soda/core/error.hpp"
 #include "soda/core/kernels/elementwise.hpp"
@@ -24,6 +25,8 @@
 #include "soda/core/tensor.hpp"
 #include "soda/nn/module.hpp"
 #include "soda/optim/number_text.hpp"
+#include "soda/optim/optimizer.hpp"
+#include "soda/optim/optimizer_state.hpp"
 
 namespace soda::optim {
 
@@ -133,85 +136,58 @@ void sgd_update_tensor(const Tensor<T>& param, const Tensor<T>& grad, T* buffer,
 // opt.step(grads) with grads from soda::value_and_grad, or the module style, soda::backward(loss)
 // then opt.step(), which reads p.grad() and skips parameters without one (as PyTorch does).
 template <class T = float>
-class SGD {
+class SGD final : public Optimizer<T> {
   static_assert(std::is_floating_point_v<T>, "SGD updates float or double parameters");
 
  public:
   SGD(std::vector<Tensor<T>> params, SgdOptions options = {})
       : params_(std::move(params)), options_(options) {
     check_options(options_, "SGD");
-    if (params_.empty()) throw ValueError("SGD: got an empty parameter list");
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      const auto& p = params_[i];
-      if (!p.defined()) {
-        throw ValueError("SGD: parameter " + std::to_string(i) + " is an undefined tensor");
-      }
-      // A stride-0 view maps many elements to one memory location: an in-place update of it is
-      // ill-defined (PyTorch refuses it too).
-      for (std::size_t axis = 0; axis < p.shape().size(); ++axis) {
-        if (p.shape()[axis] > 1 && p.strides()[axis] == 0) {
-          throw ValueError("SGD: parameter " + std::to_string(i) + " of shape " +
-                           to_string(p.shape()) + " is a broadcast view (stride 0 on axis " +
-                           std::to_string(axis) + "); pass a tensor that owns its elements");
-        }
-      }
-      for (std::size_t j = 0; j < i; ++j) {
-        if (params_[j].impl() == p.impl()) {
-          throw ValueError("SGD: parameter " + std::to_string(i) +
-                           " is the same tensor as parameter " + std::to_string(j) +
-                           "; each parameter may appear once");
-        }
-      }
-    }
+    detail::check_parameters(params_, "SGD");
     momentum_buffers_.resize(params_.size());
   }
 
   // Copies own their momentum buffers (the parameters stay shared handles), so a copy is a
   // snapshot of the optimizer that later steps of the original do not change.
   SGD(const SGD& other)
-      : params_(other.params_),
+      : Optimizer<T>(other),
+        params_(other.params_),
         options_(other.options_),
         step_count_(other.step_count_),
-        momentum_buffers_(copies_of(other.momentum_buffers_)) {}
+        momentum_buffers_(detail::copies_of(other.momentum_buffers_)) {}
   SGD& operator=(const SGD& other) {
     if (this != &other) *this = SGD(other);
     return *this;
   }
   SGD(SGD&&) noexcept = default;
   SGD& operator=(SGD&&) noexcept = default;
-  ~SGD() = default;
+  ~SGD() override = default;
+
+  std::unique_ptr<Optimizer<T>> clone() const override { return std::make_unique<SGD>(*this); }
+  std::string name() const override { return "sgd"; }
+
+  // One step on loss(): its gradient by soda::value_and_grad, then step(grads).
+  Tensor<T> step(const LossClosure<T>& loss) override {
+    auto [value, grads] = value_and_grad(loss, params_);
+    step(grads);
+    return value;
+  }
 
   // One step with the given gradients, one per parameter in order; an undefined gradient skips
   // its parameter. Everything is checked before any parameter changes.
   void step(const std::vector<Tensor<T>>& grads) {
-    if (grads.size() != params_.size()) {
-      throw ShapeError("SGD.step: expected " + std::to_string(params_.size()) +
-                       " gradients (one per parameter, in order), got " +
-                       std::to_string(grads.size()));
-    }
-    for (std::size_t i = 0; i < params_.size(); ++i) check_gradient(i, grads[i]);
+    detail::check_gradients(params_, grads, "SGD.step");
     NoGradGuard no_grad;
     for (std::size_t i = 0; i < params_.size(); ++i) update(i, grads[i]);
     ++step_count_;
   }
 
   // One step with the gradients soda::backward accumulated in p.grad().
-  void step() {
-    for (std::size_t i = 0; i < params_.size(); ++i) check_gradient(i, params_[i].grad());
-    NoGradGuard no_grad;
-    for (std::size_t i = 0; i < params_.size(); ++i) update(i, params_[i].grad());
-    ++step_count_;
-  }
-
-  // Drops every parameter's accumulated gradient (PyTorch's zero_grad(set_to_none=True)).
-  void zero_grad() const {
-    for (const auto& p : params_) p.zero_grad();
-  }
-
-  double learning_rate() const { return options_.lr; }
+  void step() { step(this->accumulated_gradients()); }
+  double learning_rate() const override { return options_.lr; }
   // For schedules: opt.set_learning_rate(schedule.learning_rate_at(epoch)). Momentum buffers
   // hold unscaled directions (as in PyTorch), so a new rate applies from the next step on.
-  void set_learning_rate(double lr) {
+  void set_learning_rate(double lr) override {
     SgdOptions changed = options_;
     changed.lr = lr;
     check_options(changed, "SGD.set_learning_rate");
@@ -221,37 +197,32 @@ class SGD {
   const SgdOptions& options() const { return options_; }
   // Number of step() calls so far (PyTorch's SGD keeps none; soda keeps it for checkpoints and
   // per-iteration schedules).
-  std::int64_t step_count() const { return step_count_; }
-  const std::vector<Tensor<T>>& parameters() const { return params_; }
+  std::int64_t step_count() const override { return step_count_; }
+  const std::vector<Tensor<T>>& parameters() const override { return params_; }
 
   // The live momentum buffer of parameter `index`; undefined until a step with momentum has
   // reached that parameter (as PyTorch's state[p]["momentum_buffer"]).
   Tensor<T> momentum_buffer(std::size_t index) const {
-    check_index(index, "SGD.momentum_buffer");
+    if (index >= params_.size()) {
+      throw IndexError("SGD.momentum_buffer: index " + std::to_string(index) + " but there are " +
+                       std::to_string(params_.size()) + " parameters");
+    }
     return momentum_buffers_[index];
   }
 
   // The initialised momentum buffers as momentum_buffer.<parameter index>. Unlike PyTorch these
   // are copies: a snapshot taken now stays valid while training goes on.
-  nn::NamedTensors<T> state_dict() const {
+  nn::NamedTensors<T> state_dict() const override {
     nn::NamedTensors<T> out;
-    for (std::size_t i = 0; i < momentum_buffers_.size(); ++i) {
-      if (momentum_buffers_[i].defined()) {
-        out.emplace_back(buffer_name(i), soda::detail::copy_contiguous(momentum_buffers_[i]));
-      }
-    }
+    detail::append_buffers(out, buffer_kind, momentum_buffers_);
     return out;
   }
 
   // The scalar state, as strings (the form of safetensors metadata): the options (PyTorch's
   // param_groups), the step count, the parameter count and which buffers state_dict() holds.
-  std::map<std::string, std::string> state_metadata() const {
-    std::string buffers;
-    for (std::size_t i = 0; i < momentum_buffers_.size(); ++i) {
-      if (!momentum_buffers_[i].defined()) continue;
-      if (!buffers.empty()) buffers += ',';
-      buffers += std::to_string(i);
-    }
+  std::map<std::string, std::string> state_metadata() const override {
+    std::vector<bool> buffers;
+    for (const auto& b : momentum_buffers_) buffers.push_back(b.defined());
     return {{"sgd.lr", detail::exact_text(options_.lr)},
             {"sgd.momentum", detail::exact_text(options_.momentum)},
             {"sgd.dampening", detail::exact_text(options_.dampening)},
@@ -259,7 +230,7 @@ class SGD {
             {"sgd.nesterov", options_.nesterov ? "true" : "false"},
             {"sgd.step_count", std::to_string(step_count_)},
             {"sgd.parameter_count", std::to_string(params_.size())},
-            {"sgd.momentum_buffers", buffers}};
+            {"sgd.momentum_buffers", detail::index_list(buffers)}};
   }
 
   // Restores what state_dict() and state_metadata() saved, so the run continues bit for bit.
@@ -267,97 +238,23 @@ class SGD {
   // starting with "sgd." are ignored (a checkpoint may hold other state). Nothing changes unless
   // everything checks out.
   void load_state_dict(const nn::NamedTensors<T>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
-    const char* op = "SGD.load_state_dict";
-    auto text = [&](const std::string& key) -> const std::string& {
-      const auto found = metadata.find(key);
-      if (found == metadata.end()) {
-        throw ValueError(std::string(op) + ": metadata entry '" + key + "' is missing");
-      }
-      return found->second;
-    };
-    auto malformed = [&](const std::string& key, const char* expected) {
-      return ValueError(std::string(op) + ": metadata entry '" + key + "' is '" + text(key) +
-                        "', not " + expected);
-    };
-    auto real = [&](const std::string& key) {
-      double value = 0;
-      if (!detail::parse_number(text(key), value)) throw malformed(key, "a number");
-      return value;
-    };
-    auto count = [&](const std::string& key) {
-      std::int64_t value = 0;
-      if (!detail::parse_number(text(key), value) || value < 0) {
-        throw malformed(key, "a non-negative integer");
-      }
-      return value;
-    };
-
+                       const std::map<std::string, std::string>& metadata) override {
+    const detail::MetadataReader read(metadata, "SGD.load_state_dict");
     SgdOptions loaded;
-    loaded.lr = real("sgd.lr");
-    loaded.momentum = real("sgd.momentum");
-    loaded.dampening = real("sgd.dampening");
-    loaded.weight_decay = real("sgd.weight_decay");
-    const std::string& nesterov = text("sgd.nesterov");
-    if (nesterov != "true" && nesterov != "false") throw malformed("sgd.nesterov", "true or false");
-    loaded.nesterov = nesterov == "true";
-    check_options(loaded, op);
-    const std::int64_t steps = count("sgd.step_count");
-    const std::int64_t parameter_count = count("sgd.parameter_count");
-    if (parameter_count != static_cast<std::int64_t>(params_.size())) {
-      throw ValueError(std::string(op) + ": the state is for " + std::to_string(parameter_count) +
-                       " parameters but this optimizer has " + std::to_string(params_.size()));
-    }
-
-    std::vector<bool> listed(params_.size(), false);
-    const std::string& list = text("sgd.momentum_buffers");
-    for (std::size_t begin = 0; begin < list.size();) {
-      const std::size_t comma = std::min(list.find(',', begin), list.size());
-      std::size_t index = 0;
-      if (!detail::parse_number(list.substr(begin, comma - begin), index) ||
-          index >= params_.size() || listed[index]) {
-        throw malformed("sgd.momentum_buffers", "a list of distinct parameter indices");
-      }
-      listed[index] = true;
-      begin = comma + 1;
-    }
-
-    std::vector<Tensor<T>> buffers(params_.size());
-    for (const auto& [name, tensor] : tensors) {
-      const std::string prefix = "momentum_buffer.";
-      std::size_t index = 0;
-      if (name.rfind(prefix, 0) != 0 || !detail::parse_number(name.substr(prefix.size()), index) ||
-          index >= params_.size()) {
-        throw ValueError(std::string(op) + ": unexpected entry '" + name +
-                         "' (expected momentum_buffer.<index> for " +
-                         std::to_string(params_.size()) + " parameters)");
-      }
-      if (!listed[index]) {
-        throw ValueError(std::string(op) + ": entry '" + name +
-                         "' is not in the metadata's sgd.momentum_buffers list");
-      }
-      if (buffers[index].defined()) {
-        throw ValueError(std::string(op) + ": entry '" + name + "' appears twice");
-      }
-      if (!tensor.defined()) {
-        throw ValueError(std::string(op) + ": entry '" + name + "' is an undefined tensor");
-      }
-      if (tensor.shape() != params_[index].shape()) {
-        throw ShapeError(std::string(op) + ": " + name + " has shape " + to_string(tensor.shape()) +
-                         " but parameter " + std::to_string(index) + " has shape " +
-                         to_string(params_[index].shape()));
-      }
-      buffers[index] = soda::detail::copy_contiguous(tensor);
-    }
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      if (listed[i] && !buffers[i].defined()) {
-        throw ValueError(std::string(op) + ": entry '" + buffer_name(i) + "' is missing");
-      }
-    }
-
+    loaded.lr = read.real("sgd.lr");
+    loaded.momentum = read.real("sgd.momentum");
+    loaded.dampening = read.real("sgd.dampening");
+    loaded.weight_decay = read.real("sgd.weight_decay");
+    loaded.nesterov = read.boolean("sgd.nesterov");
+    check_options(loaded, read.op().c_str());
+    const std::int64_t steps = read.count("sgd.step_count");
+    read.check_parameter_count("sgd.parameter_count", params_.size());
+    const auto listed = read.index_set("sgd.momentum_buffers", params_.size());
+    auto buffers = detail::read_buffers(tensors, {buffer_kind}, params_, listed,
+                                        "sgd.momentum_buffers", read.op());
     options_ = loaded;
     step_count_ = steps;
-    momentum_buffers_ = std::move(buffers);
+    momentum_buffers_ = std::move(buffers.front());
   }
 
  private:
@@ -381,21 +278,6 @@ class SGD {
                 ")");
   }
 
-  void check_index(std::size_t index, const char* op) const {
-    if (index >= params_.size()) {
-      throw IndexError(std::string(op) + ": index " + std::to_string(index) + " but there are " +
-                       std::to_string(params_.size()) + " parameters");
-    }
-  }
-
-  void check_gradient(std::size_t i, const Tensor<T>& grad) const {
-    if (grad.defined() && grad.shape() != params_[i].shape()) {
-      throw ShapeError("SGD.step: gradient " + std::to_string(i) + " has shape " +
-                       to_string(grad.shape()) + " but parameter " + std::to_string(i) +
-                       " has shape " + to_string(params_[i].shape()));
-    }
-  }
-
   void update(std::size_t i, const Tensor<T>& grad) {
     if (!grad.defined()) return;
     const bool uses_momentum = options_.momentum != 0;
@@ -414,18 +296,7 @@ class SGD {
     detail::sgd_update_tensor(params_[i], grad, uses_momentum ? buffer.data() : nullptr, c);
   }
 
-  static std::string buffer_name(std::size_t index) {
-    return "momentum_buffer." + std::to_string(index);
-  }
-
-  static std::vector<Tensor<T>> copies_of(const std::vector<Tensor<T>>& tensors) {
-    std::vector<Tensor<T>> out;
-    out.reserve(tensors.size());
-    for (const auto& t : tensors) {
-      out.push_back(t.defined() ? soda::detail::copy_contiguous(t) : Tensor<T>());
-    }
-    return out;
-  }
+  static constexpr const char* buffer_kind = "momentum_buffer";
 
   std::vector<Tensor<T>> params_;
   SgdOptions options_;

@@ -1,10 +1,11 @@
-// Supervised classification training: train_step (forward, cross-entropy, gradient, SGD update),
+// Supervised classification training: train_step (forward, cross-entropy, one optimizer step),
 // evaluate, and Trainer, the epoch loop with a progress line, a JSON-lines log and checkpoints
 // from which a resumed run continues bit for bit (model, optimizer, schedule position, data order).
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <concepts>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -19,7 +20,7 @@
 #include "soda/io/state_dict.hpp"
 #include "soda/nn/loss.hpp"
 #include "soda/optim/lr_schedule.hpp"
-#include "soda/optim/sgd.hpp"
+#include "soda/optim/optimizer.hpp"
 #include "soda/train/progress.hpp"
 
 namespace soda::train {
@@ -43,18 +44,16 @@ struct StepResult {
   std::int64_t correct = 0, samples = 0;
 };
 
-// One optimisation step on a batch; the model stays in whatever mode (train/eval) it is in.
+// One optimisation step on a batch (the optimizer differentiates the loss as it needs: SGD and
+// Adam once, AdaHessian forward-over-reverse); the model stays in whatever mode it is in.
 template <class T>
-StepResult train_step(nn::Module<T>& model, optim::SGD<T>& optimizer, const Tensor<T>& images,
+StepResult train_step(nn::Module<T>& model, optim::Optimizer<T>& optimizer, const Tensor<T>& images,
                       const Tensor<std::int64_t>& labels, double label_smoothing = 0) {
   Tensor<T> logits;
-  const auto [loss, grads] = value_and_grad(
-      [&] {
-        logits = model(images);
-        return nn::cross_entropy(logits, labels, label_smoothing);
-      },
-      optimizer.parameters());
-  optimizer.step(grads);
+  const auto loss = optimizer.step([&] {
+    logits = model(images);
+    return nn::cross_entropy(logits, labels, label_smoothing);
+  });
   return {static_cast<double>(loss.item()), nn::count_correct(logits.detach(), labels),
           labels.numel()};
 }
@@ -124,8 +123,9 @@ template <class T = float>
 class Trainer {
  public:
   // The learning rate follows `schedule` per epoch: epoch e trains at learning_rate_at(e).
-  Trainer(std::shared_ptr<nn::Module<T>> model, optim::SGD<T> optimizer, optim::LrSchedule schedule,
-          DataLoader train_loader, std::optional<DataLoader> test_loader, TrainerOptions options)
+  Trainer(std::shared_ptr<nn::Module<T>> model, std::unique_ptr<optim::Optimizer<T>> optimizer,
+          optim::LrSchedule schedule, DataLoader train_loader,
+          std::optional<DataLoader> test_loader, TrainerOptions options)
       : model_(std::move(model)),
         optimizer_(std::move(optimizer)),
         schedule_(std::move(schedule)),
@@ -133,7 +133,17 @@ class Trainer {
         test_loader_(std::move(test_loader)),
         options_(std::move(options)) {
     if (!model_) throw ValueError("Trainer: the model is null");
+    if (!optimizer_) throw ValueError("Trainer: the optimizer is null");
   }
+
+  // Any optimizer by value: Trainer(model, optim::SGD<float>(...), schedule, ...).
+  template <std::derived_from<optim::Optimizer<T>> ConcreteOptimizer>
+  Trainer(std::shared_ptr<nn::Module<T>> model, ConcreteOptimizer optimizer,
+          optim::LrSchedule schedule, DataLoader train_loader,
+          std::optional<DataLoader> test_loader, TrainerOptions options)
+      : Trainer(std::move(model), std::make_unique<ConcreteOptimizer>(std::move(optimizer)),
+                std::move(schedule), std::move(train_loader), std::move(test_loader),
+                std::move(options)) {}
 
   // Trains from the current position (epoch 0, or where resume() left off) to the last epoch or
   // a stop; writes a checkpoint after each epoch and at a stop, and a log line per epoch.
@@ -151,11 +161,12 @@ class Trainer {
   // ("optimizer." + its buffers, hyperparameters in metadata), epoch, position and step count.
   void save_checkpoint(const std::filesystem::path& path) const {
     auto file = state_dict_file(*model_, "model.");
-    for (const auto& [name, tensor] : optimizer_.state_dict()) {
+    for (const auto& [name, tensor] : optimizer_->state_dict()) {
       file.tensors.emplace_back("optimizer." + name, tensor);
     }
-    file.metadata = optimizer_.state_metadata();
+    file.metadata = optimizer_->state_metadata();
     file.metadata["train.model"] = model_->type_name();
+    file.metadata["train.optimizer"] = optimizer_->name();
     file.metadata["train.epoch"] = std::to_string(epoch_);
     file.metadata["train.position"] = std::to_string(train_loader_.position());
     file.metadata["train.step"] = std::to_string(step_);
@@ -186,6 +197,14 @@ class Trainer {
       throw ValueError(where + "it holds a " + model_name->second + ", not a " +
                        model_->type_name());
     }
+    // Checkpoints from before optimizers were recorded are SGD's.
+    const auto optimizer_name = file.metadata.find("train.optimizer");
+    const std::string saved_optimizer =
+        optimizer_name == file.metadata.end() ? "sgd" : optimizer_name->second;
+    if (saved_optimizer != optimizer_->name()) {
+      throw ValueError(where + "it was written by the " + saved_optimizer +
+                       " optimizer; this run uses " + optimizer_->name());
+    }
     const auto epoch = static_cast<std::int64_t>(number("train.epoch"));
     const auto position = static_cast<std::int64_t>(number("train.position"));
     const auto step = static_cast<std::int64_t>(number("train.step"));
@@ -197,7 +216,7 @@ class Trainer {
         optimizer_state.emplace_back(name.substr(10), soda::detail::values_as<T>(tensor));
       }
     }
-    optimizer_.load_state_dict(optimizer_state, file.metadata);
+    optimizer_->load_state_dict(optimizer_state, file.metadata);
     train_loader_.set_seed(data_seed);
     train_loader_.seek(epoch, position);
     epoch_ = epoch;
@@ -205,7 +224,7 @@ class Trainer {
   }
 
   nn::Module<T>& model() { return *model_; }
-  optim::SGD<T>& optimizer() { return optimizer_; }
+  optim::Optimizer<T>& optimizer() { return *optimizer_; }
   DataLoader& train_loader() { return train_loader_; }
   std::int64_t epoch() const { return epoch_; }
   std::int64_t step() const { return step_; }
@@ -227,7 +246,7 @@ class Trainer {
     EpochRecord record;
     record.epoch = epoch_;
     record.learning_rate = schedule_.learning_rate_at(epoch_);
-    optimizer_.set_learning_rate(record.learning_rate);
+    optimizer_->set_learning_rate(record.learning_rate);
     if (train_loader_.epoch() != epoch_) train_loader_.start_epoch(epoch_);
     model_->train();
     ProgressLine progress(
@@ -240,7 +259,7 @@ class Trainer {
     while (!out_of_budget(started)) {
       auto batch = train_loader_.next();
       if (!batch) break;
-      const auto result = train_step(*model_, optimizer_, detail::images_as<T>(batch->images),
+      const auto result = train_step(*model_, *optimizer_, detail::images_as<T>(batch->images),
                                      batch->labels, options_.label_smoothing);
       ++step_;
       ++record.steps;
@@ -284,7 +303,7 @@ class Trainer {
   }
 
   std::shared_ptr<nn::Module<T>> model_;
-  optim::SGD<T> optimizer_;
+  std::unique_ptr<optim::Optimizer<T>> optimizer_;
   optim::LrSchedule schedule_;
   DataLoader train_loader_;
   std::optional<DataLoader> test_loader_;
