@@ -1,11 +1,14 @@
 // Command-line flags of the benches besides Google Benchmark's own: --name=VALUE parsing with an
-// error that names the bench and the flag.
+// error that names the bench and the flag, and handing the rest to Google Benchmark.
 #pragma once
+
+#include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <soda/core/error.hpp>
 
@@ -33,6 +36,15 @@ inline bool parse_count(const char* program, const char* arg, const char* name, 
   }
   out = parsed;
   return true;
+}
+
+// Hands Google Benchmark the arguments a bench did not take (program name first); false when one
+// of them is unknown to it too (Google Benchmark has then said which).
+inline bool initialize_benchmark(std::vector<char*> args) {
+  int count = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&count, args.data());
+  return !benchmark::ReportUnrecognizedArguments(count, args.data());
 }
 
 }  // namespace soda::bench

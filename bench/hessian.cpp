@@ -239,10 +239,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   soda::set_num_threads(g_settings.threads);
-  int count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
+  if (!soda::bench::initialize_benchmark(args)) return 1;
   try {
     problem();  // loads and linearizes before any timing; reports a bad --input here
   } catch (const soda::Error& e) {

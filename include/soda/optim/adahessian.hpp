@@ -114,11 +114,7 @@ class AdaHessian final : public Optimizer<T> {
   // the loss, g and Hz in one forward-over-reverse pass (more probes: one linearization, replayed
   // per probe); at the other steps only the loss and g, reusing the last curvature.
   Tensor<T> step(const LossClosure<T>& loss) override {
-    if (step_count_ % options_.update_each != 0) {
-      auto [value, grads] = value_and_grad(loss, params_);
-      step(grads);
-      return value;
-    }
+    if (step_count_ % options_.update_each != 0) return Optimizer<T>::step(loss);
     std::vector<Shape> shapes;
     for (const auto& p : params_) shapes.push_back(p.shape());
     std::vector<hessian::ParameterVector<T>> probes;
@@ -158,8 +154,10 @@ class AdaHessian final : public Optimizer<T> {
     step(grads);
   }
 
+  using Optimizer<T>::step;  // step() (module style) comes from the interface
+
   // One step reusing the last curvature estimate (update_each's steps between estimates).
-  void step(const std::vector<Tensor<T>>& grads) {
+  void step(const std::vector<Tensor<T>>& grads) override {
     detail::check_gradients(params_, grads, "AdaHessian.step");
     for (std::size_t i = 0; i < params_.size(); ++i) {
       if (grads[i].defined() && !diagonal_[i].defined()) {

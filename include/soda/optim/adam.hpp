@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include "soda/autodiff/functional.hpp"
 #include "soda/autodiff/grad_mode.hpp"
 #include "soda/core/error.hpp"
 #include "soda/core/tensor.hpp"
@@ -87,15 +86,10 @@ class AdaptiveMoments final : public Optimizer<T> {
   }
   std::string name() const override { return DecoupledWeightDecay ? "adamw" : "adam"; }
 
-  Tensor<T> step(const LossClosure<T>& loss) override {
-    auto [value, grads] = value_and_grad(loss, params_);
-    step(grads);
-    return value;
-  }
+  using Optimizer<T>::step;  // step(loss) and step() (module style) come from the interface
 
-  // One step with one gradient per parameter, in order; an undefined gradient skips its
-  // parameter (and its step count), as a None grad does in PyTorch.
-  void step(const std::vector<Tensor<T>>& grads) {
+  // An undefined gradient also leaves its parameter's own step count, as a None grad does.
+  void step(const std::vector<Tensor<T>>& grads) override {
     detail::check_gradients(params_, grads, display_name() + ".step");
     NoGradGuard no_grad;
     for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -103,9 +97,6 @@ class AdaptiveMoments final : public Optimizer<T> {
     }
     ++step_count_;
   }
-
-  // The module style: the gradients soda::backward accumulated in p.grad().
-  void step() { step(this->accumulated_gradients()); }
 
   double learning_rate() const override { return options_.lr; }
   void set_learning_rate(double lr) override {

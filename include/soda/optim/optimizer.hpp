@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "soda/autodiff/functional.hpp"
 #include "soda/core/error.hpp"
 #include "soda/core/kernels/elementwise.hpp"
 #include "soda/core/kernels/strided_loop.hpp"
@@ -25,15 +26,29 @@ namespace soda::optim {
 template <class T>
 using LossClosure = std::function<Tensor<T>()>;
 
-// The interface Trainer drives. Each optimizer also has its own step(grads) for the functional
-// style; step(loss) is the one that works for all of them.
+// The interface Trainer drives. Three ways to step: on a loss closure (what works for every
+// optimizer), on given gradients (the functional style), or on what soda::backward accumulated
+// (the module style). Optimizers implement step(grads), and step(loss) when one gradient is not
+// what they need; a derived class brings the other overloads in with `using Optimizer<T>::step`.
 template <class T>
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
 
-  // One step on loss(); returns the loss at the parameters before the step (detached).
-  virtual Tensor<T> step(const LossClosure<T>& loss) = 0;
+  // One step on loss(); returns the loss at the parameters before the step (detached). By
+  // default the loss is differentiated once (soda::value_and_grad), then step(grads).
+  virtual Tensor<T> step(const LossClosure<T>& loss) {
+    auto [value, grads] = value_and_grad(loss, parameters());
+    step(grads);
+    return value;
+  }
+
+  // One step with one gradient per parameter, in order; an undefined gradient skips its parameter.
+  // Everything is checked before any parameter changes.
+  virtual void step(const std::vector<Tensor<T>>& grads) = 0;
+
+  // One step with the gradients soda::backward accumulated in each parameter's grad().
+  void step() { step(accumulated_gradients()); }
 
   // The name checkpoints record, so that a checkpoint of one optimizer is not loaded into another.
   virtual std::string name() const = 0;
@@ -58,8 +73,7 @@ class Optimizer {
   }
 
  protected:
-  // What soda::backward accumulated in each parameter's grad() (undefined where nothing was),
-  // for the module style: soda::backward(loss), then opt.step().
+  // What soda::backward accumulated in each parameter's grad() (undefined where nothing was).
   std::vector<Tensor<T>> accumulated_gradients() const {
     std::vector<Tensor<T>> grads;
     for (const auto& p : parameters()) grads.push_back(p.grad());

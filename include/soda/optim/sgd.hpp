@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include "soda/autodiff/functional.hpp"
 #include "soda/autodiff/grad_mode.hpp"
 #include "soda/core/error.hpp"
 #include "soda/core/kernels/elementwise.hpp"
@@ -166,24 +165,15 @@ class SGD final : public Optimizer<T> {
   std::unique_ptr<Optimizer<T>> clone() const override { return std::make_unique<SGD>(*this); }
   std::string name() const override { return "sgd"; }
 
-  // One step on loss(): its gradient by soda::value_and_grad, then step(grads).
-  Tensor<T> step(const LossClosure<T>& loss) override {
-    auto [value, grads] = value_and_grad(loss, params_);
-    step(grads);
-    return value;
-  }
+  using Optimizer<T>::step;  // step(loss) and step() (module style) come from the interface
 
-  // One step with the given gradients, one per parameter in order; an undefined gradient skips
-  // its parameter. Everything is checked before any parameter changes.
-  void step(const std::vector<Tensor<T>>& grads) {
+  void step(const std::vector<Tensor<T>>& grads) override {
     detail::check_gradients(params_, grads, "SGD.step");
     NoGradGuard no_grad;
     for (std::size_t i = 0; i < params_.size(); ++i) update(i, grads[i]);
     ++step_count_;
   }
 
-  // One step with the gradients soda::backward accumulated in p.grad().
-  void step() { step(this->accumulated_gradients()); }
   double learning_rate() const override { return options_.lr; }
   // For schedules: opt.set_learning_rate(schedule.learning_rate_at(epoch)). Momentum buffers
   // hold unscaled directions (as in PyTorch), so a new rate applies from the next step on.
