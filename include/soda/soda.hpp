@@ -21,5 +21,8 @@
 #include "soda/optim/lr_schedule.hpp"
 #include "soda/optim/optimizer.hpp"
 #include "soda/optim/sgd.hpp"
+#include "soda/train/adaptive_batch_size.hpp"
+#include "soda/train/adversarial.hpp"
+#include "soda/train/large_batch.hpp"
 #include "soda/train/progress.hpp"
 #include "soda/train/trainer.hpp"

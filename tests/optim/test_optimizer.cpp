@@ -98,6 +98,29 @@ TEST_SUITE("optim.optimizer") {
     }
   }
 
+  TEST_CASE("step_accumulated on parts of a loss takes the step of their sum") {
+    for (const std::string name : {"sgd", "adam", "adamw", "adahessian"}) {
+      CAPTURE(name);
+      Problem whole, split;
+      auto a = make(name, whole.params);
+      auto b = make(name, split.params);
+      for (int step = 0; step < 3; ++step) {
+        const double value = a->step([&] { return whole.loss(); }).item();
+        // Shares 1/4 and 3/4 (exact in binary), as micro-batches of 1 and 3 samples would weigh.
+        const double summed = b->step_accumulated({[&] { return split.loss() * 0.25; },
+                                                   [&] { return split.loss() * 0.75; }})
+                                  .item();
+        CHECK(summed == doctest::Approx(value).epsilon(1e-14));
+      }
+      const auto expected = values(whole.params), got = values(split.params);
+      for (std::size_t i = 0; i < expected.size(); ++i) {
+        CHECK(got[i] == doctest::Approx(expected[i]).epsilon(1e-13));
+      }
+      CHECK(b->step_count() == 3);
+      CHECK_THROWS_AS(b->step_accumulated({}), soda::ValueError);
+    }
+  }
+
   TEST_CASE("set_learning_rate refuses what the options refuse") {
     for (const std::string name : {"sgd", "adam", "adamw", "adahessian"}) {
       CAPTURE(name);

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -113,8 +114,13 @@ class AdaHessian final : public Optimizer<T> {
   // `samples` Rademacher probes z from the optimizer's generator, parameter by parameter, and gets
   // the loss, g and Hz in one forward-over-reverse pass (more probes: one linearization, replayed
   // per probe); at the other steps only the loss and g, reusing the last curvature.
-  Tensor<T> step(const LossClosure<T>& loss) override {
-    if (step_count_ % options_.update_each != 0) return Optimizer<T>::step(loss);
+  Tensor<T> step(const LossClosure<T>& loss) override { return step_accumulated({loss}); }
+
+  // The same on the sum of the parts' losses (micro-batches of one batch): the same probes z go
+  // through every part, and g and Hz are summed over the parts, as H of a sum is the sum of Hs.
+  Tensor<T> step_accumulated(const std::vector<LossClosure<T>>& parts) override {
+    if (parts.empty()) throw ValueError("AdaHessian.step_accumulated: no loss parts given");
+    if (step_count_ % options_.update_each != 0) return Optimizer<T>::step_accumulated(parts);
     std::vector<Shape> shapes;
     for (const auto& p : params_) shapes.push_back(p.shape());
     std::vector<hessian::ParameterVector<T>> probes;
@@ -124,16 +130,17 @@ class AdaHessian final : public Optimizer<T> {
     Tensor<T> value;
     std::vector<Tensor<T>> grads;
     std::vector<hessian::ParameterVector<T>> products;
-    if (options_.samples == 1) {
-      auto [v, g, hz] = value_grad_hvp(loss, params_, probes.front());
-      value = std::move(v);
-      grads = std::move(g);
-      products.push_back(std::move(hz));
-    } else {
-      const auto linearized = hessian_at(loss, params_);
-      value = linearized.value();
-      grads = linearized.gradient();
-      products = linearized.apply_many(probes);
+    for (const auto& part : parts) {
+      auto [part_value, part_grads, part_products] = value_grad_products(part, probes);
+      value = value.defined() ? add(value, part_value) : part_value;
+      this->accumulate(grads, part_grads);
+      for (std::size_t s = 0; s < part_products.size(); ++s) {
+        if (s < products.size()) {
+          hessian::add_scaled(products[s], 1.0, part_products[s]);
+        } else {
+          products.push_back(std::move(part_products[s]));
+        }
+      }
     }
     hvp_count_ += options_.samples;
     step(grads, mean_diagonal(probes, products));
@@ -288,6 +295,21 @@ class AdaHessian final : public Optimizer<T> {
             exact_text(o.hessian_power));
     require(o.samples >= 1, "samples (must be at least 1)", std::to_string(o.samples));
     require(o.update_each >= 1, "update_each (must be at least 1)", std::to_string(o.update_each));
+  }
+
+  // The loss, g and H·z for every probe z: one forward-over-reverse pass for one probe, one
+  // linearization replayed per probe for more.
+  std::tuple<Tensor<T>, std::vector<Tensor<T>>, std::vector<hessian::ParameterVector<T>>>
+  value_grad_products(const LossClosure<T>& loss,
+                      const std::vector<hessian::ParameterVector<T>>& probes) const {
+    if (probes.size() == 1) {
+      auto [value, grads, hz] = value_grad_hvp(loss, params_, probes.front());
+      std::vector<hessian::ParameterVector<T>> products;
+      products.push_back(std::move(hz));
+      return {std::move(value), std::move(grads), std::move(products)};
+    }
+    const auto linearized = hessian_at(loss, params_);
+    return {linearized.value(), linearized.gradient(), linearized.apply_many(probes)};
   }
 
   // The mean over probes of z ⊙ Hz, parameter by parameter.

@@ -43,6 +43,23 @@ class Optimizer {
     return value;
   }
 
+  // One step on the sum of the parts' losses (gradient accumulation: a batch too large for one
+  // pass, split into micro-batches whose closures return their share of the batch's mean loss).
+  // Each part is differentiated alone, so only one part's graph is alive at a time; returns the
+  // summed loss. By default the parts' gradients are summed, then step(grads).
+  virtual Tensor<T> step_accumulated(const std::vector<LossClosure<T>>& parts) {
+    if (parts.empty()) throw ValueError(name() + ".step_accumulated: no loss parts given");
+    Tensor<T> total;
+    std::vector<Tensor<T>> grads;
+    for (const auto& part : parts) {
+      auto [value, part_grads] = value_and_grad(part, parameters());
+      total = total.defined() ? add(total, value) : value;
+      accumulate(grads, part_grads);
+    }
+    step(grads);
+    return total;
+  }
+
   // One step with one gradient per parameter, in order; an undefined gradient skips its parameter.
   // Everything is checked before any parameter changes.
   virtual void step(const std::vector<Tensor<T>>& grads) = 0;
@@ -73,6 +90,18 @@ class Optimizer {
   }
 
  protected:
+  // sum[i] += part[i], parameter by parameter; an undefined tensor counts as zero.
+  static void accumulate(std::vector<Tensor<T>>& sum, const std::vector<Tensor<T>>& part) {
+    if (sum.empty()) {
+      sum = part;
+      return;
+    }
+    for (std::size_t i = 0; i < sum.size(); ++i) {
+      if (!part[i].defined()) continue;
+      sum[i] = sum[i].defined() ? add(sum[i], part[i]) : part[i];
+    }
+  }
+
   // What soda::backward accumulated in each parameter's grad() (undefined where nothing was).
   std::vector<Tensor<T>> accumulated_gradients() const {
     std::vector<Tensor<T>> grads;
