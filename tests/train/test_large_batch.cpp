@@ -28,13 +28,23 @@ struct LargeBatchSetup {
 
   template <class T = float>
   LargeBatchResult run(LargeBatchOptions options,
-                       std::shared_ptr<soda::nn::Module<T>>* trained = nullptr) const {
+                       std::shared_ptr<soda::nn::Module<T>>* trained = nullptr,
+                       bool adahessian = false) const {
     soda::Generator gen(1);
     std::shared_ptr<soda::nn::Module<T>> model = soda::models::small_cnn<T>(1, 8, 8, 4, gen);
-    soda::optim::SGD<T> sgd(model->parameters(), {.lr = options.learning_rate, .momentum = 0.9});
+    std::unique_ptr<soda::optim::Optimizer<T>> optimizer;
+    if (adahessian) {
+      optimizer = std::make_unique<soda::optim::AdaHessian<T>>(
+          model->parameters(), soda::optim::AdaHessianOptions{.lr = options.learning_rate});
+    } else {
+      optimizer = std::make_unique<soda::optim::SGD<T>>(
+          model->parameters(),
+          soda::optim::SgdOptions{.lr = options.learning_rate, .momentum = 0.9});
+    }
     options.progress = nullptr;
     options.input_space = soda::train::InputSpace::normalized_pixels({0.5f}, {0.25f});
-    auto result = soda::train::train_large_batch<T>(model, sgd, train, test, loader(), options);
+    auto result =
+        soda::train::train_large_batch<T>(model, *optimizer, train, test, loader(), options);
     if (trained != nullptr) *trained = model;
     return result;
   }
@@ -170,19 +180,24 @@ TEST_CASE("ABSA replaces a shrinking share of each batch, and none in the second
 }
 
 TEST_CASE("micro-batches accumulate to the whole batch's step (a model without BatchNorm)") {
-  const LargeBatchOptions whole{
-      .method = BatchMethod::small_batch, .epochs = 1, .batch = 48, .learning_rate = 0.05};
-  auto split = whole;
-  split.micro_batch = 20;  // 48 = 20 + 20 + 8: unequal parts, weighted by size
-  std::shared_ptr<soda::nn::Module<double>> a, b;
-  const LargeBatchSetup setup;
-  const auto ra = setup.run<double>(whole, &a);
-  const auto rb = setup.run<double>(split, &b);
-  CHECK(ra.epochs[0].train_loss == doctest::Approx(rb.epochs[0].train_loss).epsilon(1e-12));
-  const auto pa = a->parameters(), pb = b->parameters();
-  for (std::size_t i = 0; i < pa.size(); ++i) {
-    for (std::int64_t j = 0; j < pa[i].numel(); ++j) {
-      CHECK(pa[i].data()[j] == doctest::Approx(pb[i].data()[j]).epsilon(1e-10));
+  for (const bool adahessian : {false, true}) {  // AdaHessian sums H·z over the parts too
+    CAPTURE(adahessian);
+    const LargeBatchOptions whole{.method = BatchMethod::small_batch,
+                                  .epochs = 1,
+                                  .batch = 48,
+                                  .learning_rate = adahessian ? 0.01 : 0.05};
+    auto split = whole;
+    split.micro_batch = 20;  // 48 = 20 + 20 + 8: unequal parts, weighted by size
+    std::shared_ptr<soda::nn::Module<double>> a, b;
+    const LargeBatchSetup setup;
+    const auto ra = setup.run<double>(whole, &a, adahessian);
+    const auto rb = setup.run<double>(split, &b, adahessian);
+    CHECK(ra.epochs[0].train_loss == doctest::Approx(rb.epochs[0].train_loss).epsilon(1e-12));
+    const auto pa = a->parameters(), pb = b->parameters();
+    for (std::size_t i = 0; i < pa.size(); ++i) {
+      for (std::int64_t j = 0; j < pa[i].numel(); ++j) {
+        CHECK(pa[i].data()[j] == doctest::Approx(pb[i].data()[j]).epsilon(1e-10));
+      }
     }
   }
 }
