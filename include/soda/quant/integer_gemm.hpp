@@ -73,12 +73,16 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
   const std::int64_t tiles_m = ceil_div(m_total, gemm_mc), tiles_n = ceil_div(n_total, gemm_nc);
   const std::int64_t kc = gemm_kc / group_size(b.kernel);
   const bool int4 = b.group_bytes == gemm_nr;  // nibble panels
-  MicroKernel kernels[gemm_mr + 1];
-  for (int r = 1; r <= gemm_mr; ++r) kernels[r] = select_micro_kernel(b.kernel, int4, r);
+  MicroKernel kernels[gemm_mr + 1], int8_kernels[gemm_mr + 1];
+  for (int r = 1; r <= gemm_mr; ++r) {
+    kernels[r] = select_micro_kernel(b.kernel, int4, r);
+    int8_kernels[r] = select_micro_kernel(b.kernel, false, r);
+  }
   const bool compensate = pa.shifted;
 #pragma omp parallel
   {
     std::vector<std::int32_t> tile(static_cast<std::size_t>(gemm_mc * gemm_nc));
+    std::vector<std::uint8_t> widened(int4 ? static_cast<std::size_t>(kc * 2 * gemm_nr) : 0);
 #pragma omp for schedule(dynamic)
     for (std::int64_t t = 0; t < tiles_m * tiles_n; ++t) {
       const std::int64_t m0 = (t / tiles_n) * gemm_mc, n0 = (t % tiles_n) * gemm_nc;
@@ -90,10 +94,19 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
         const std::int64_t g_count = std::min(kc, b.groups - g0);
         for (std::int64_t jn = 0; jn < panels_n; ++jn) {
           const std::uint8_t* b_strip = b.panel(n0 / gemm_nr + jn) + g0 * b.group_bytes;
+          const MicroKernel* row_kernels = kernels;
+          std::int64_t group_bytes = b.group_bytes;
+          if (int4 && panels_m > 1) {  // unpack once for all row panels of the tile
+            widen_int4_strip(b.kernel, b_strip, g_count, widened.data());
+            b_strip = widened.data();
+            row_kernels = int8_kernels;
+            group_bytes = 2 * gemm_nr;
+          }
           for (std::int64_t im = 0; im < panels_m; ++im) {
             const auto r = static_cast<int>(std::min(gemm_mr, rows - im * gemm_mr));
-            kernels[r](pa.panel(m0 / gemm_mr + im) + g0 * gemm_mr, b_strip, g_count, b.group_bytes,
-                       tile.data() + im * gemm_mr * gemm_nc + jn * gemm_nr, gemm_nc, g0 > 0);
+            row_kernels[r](pa.panel(m0 / gemm_mr + im) + g0 * gemm_mr, b_strip, g_count,
+                           group_bytes, tile.data() + im * gemm_mr * gemm_nc + jn * gemm_nr,
+                           gemm_nc, g0 > 0);
           }
         }
       }

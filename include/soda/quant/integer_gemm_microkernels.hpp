@@ -65,18 +65,18 @@ __attribute__((target("avx2"))) void micro_kernel_avx2(const std::int32_t* a, co
   __m256i acc0[R], acc1[R];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_si256();
-  const __m128i low_nibbles = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  const __m128i high_nibbles = _mm_set1_epi8(static_cast<char>(0xF0));
   for (std::int64_t g = 0; g < groups; ++g) {
     const std::uint8_t* bg = b + g * group_bytes;
     __m256i w0, w1;
     if constexpr (Int4) {
+      // Each nibble moved to the top of its byte is 16·value as int8; widening and shifting
+      // right by 4 (arithmetic) leaves the sign-extended value.
       const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bg));
-      __m128i lo = _mm_and_si128(packed, low_nibbles);
-      __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
-      lo = _mm_sub_epi8(_mm_xor_si128(lo, eight), eight);  // sign-extend the nibble: (v ^ 8) − 8
-      hi = _mm_sub_epi8(_mm_xor_si128(hi, eight), eight);
-      w0 = _mm256_cvtepi8_epi16(lo);
-      w1 = _mm256_cvtepi8_epi16(hi);
+      const __m128i lo = _mm_and_si128(_mm_slli_epi16(packed, 4), high_nibbles);
+      const __m128i hi = _mm_and_si128(packed, high_nibbles);
+      w0 = _mm256_srai_epi16(_mm256_cvtepi8_epi16(lo), 4);
+      w1 = _mm256_srai_epi16(_mm256_cvtepi8_epi16(hi), 4);
     } else {
       w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg)));
       w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg + 16)));
@@ -122,6 +122,37 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void micro_kernel_avx512_
     std::int32_t* row = c + r * ldc;
     if (accumulate) acc[r] = _mm512_add_epi32(acc[r], _mm512_loadu_si512(row));
     _mm512_storeu_si512(row, acc[r]);
+  }
+}
+
+// Widens a strip of int4 groups (16 bytes each, the nibble layout) to the int8 layout (32 bytes
+// each), so that a tile with several row panels unpacks each weight once rather than per panel.
+__attribute__((target("avx2"))) inline void widen_int4_strip_avx2(const std::uint8_t* in,
+                                                                  std::int64_t groups,
+                                                                  std::uint8_t* out) {
+  const __m128i low_nibbles = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + g * gemm_nr));
+    const __m128i lo = _mm_and_si128(packed, low_nibbles);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
+    // (v ^ 8) − 8 sign-extends a nibble within its byte.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + g * 2 * gemm_nr),
+                     _mm_sub_epi8(_mm_xor_si128(lo, eight), eight));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + g * 2 * gemm_nr + gemm_nr),
+                     _mm_sub_epi8(_mm_xor_si128(hi, eight), eight));
+  }
+}
+
+inline void widen_int4_strip(IntegerGemmKernel kernel, const std::uint8_t* in, std::int64_t groups,
+                             std::uint8_t* out) {
+  if (kernel == IntegerGemmKernel::avx2) return widen_int4_strip_avx2(in, groups, out);
+  for (std::int64_t g = 0; g < groups; ++g) {
+    for (std::int64_t i = 0; i < gemm_nr; ++i) {
+      const std::uint8_t byte = in[g * gemm_nr + i];
+      out[g * 2 * gemm_nr + i] = static_cast<std::uint8_t>(unpack_nibble(byte, 0, true) & 0xFF);
+      out[g * 2 * gemm_nr + gemm_nr + i] =
+          static_cast<std::uint8_t>(unpack_nibble(byte, 1, true) & 0xFF);
+    }
   }
 }
 
