@@ -6,6 +6,8 @@
 #include <soda/core/parallel.hpp>
 #include <soda/quant/integer_gemm.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -186,5 +188,39 @@ TEST_CASE("integer_gemm names the op and both shapes for operands that do not ag
     CHECK_THROWS_WITH_AS(pack_weights(b10, IntegerGemmKernel::avx512_vnni),
                          doctest::Contains("does not run the avx512_vnni kernel"),
                          soda::ValueError);
+  }
+}
+
+TEST_CASE("the README's quantized linear layer: float weights to uint8 outputs, as the oracle") {
+  std::mt19937 gen(12);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const std::int64_t m = 5, n = 24, k = 40;
+  std::vector<float> weights(n * k), inputs(m * k), bias(n);
+  for (auto& v : weights) v = 0.1f * normal(gen);
+  for (auto& v : inputs) v = std::clamp(normal(gen), 0.0f, 4.0f);  // after a ReLU, calibrated to 4
+  for (auto& v : bias) v = 0.1f * normal(gen);
+  const float s_in = activation_scale(4.0f, 8, true), s_out = 0.02f;
+  const auto w = quantize_weights(weights, n, k, /*bits=*/4);
+  const auto x = quantize_activations(inputs, m, k, s_in, 8, /*is_unsigned=*/true);
+  const auto bias_q = quantize_bias(bias, w.scales, s_in);
+  const auto factors = requantization_factors(w.scales, s_in, s_out);
+  const PackedWeights packed = pack_weights(w.values);
+  auto y = IntegerMatrix::zeros(m, n, IntegerFormat::uint8);
+  integer_gemm(x, packed, bias_q, Requantization{factors, /*relu=*/true}, y);
+  auto want = IntegerMatrix::zeros(m, n, IntegerFormat::uint8);
+  integer_gemm_reference(x, w.values, bias_q, Requantization{factors, true}, want);
+  CHECK(y.bytes == want.bytes);
+  // And within the worst-case quantization error of the float layer relu(x·wᵀ + b):
+  // Σ|x|·S_w/2 + Σ|w|·S_a/2 (+ their product), the bias's and the output's half steps.
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      double exact = bias[j], bound = s_out + w.scales[j] * s_in;
+      for (std::int64_t p = 0; p < k; ++p) {
+        exact += double(inputs[i * k + p]) * weights[j * k + p];
+        bound += (std::abs(inputs[i * k + p]) + s_in) * w.scales[j] / 2 +
+                 std::abs(weights[j * k + p]) * s_in / 2;
+      }
+      CHECK(std::abs(y.at(i, j) * s_out - std::clamp(exact, 0.0, 255.0 * s_out)) <= bound);
+    }
   }
 }

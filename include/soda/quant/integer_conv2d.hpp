@@ -75,7 +75,7 @@ inline IntegerMatrix im2col_nhwc(const IntegerMatrix& x, const IntegerConv2dGeom
   // Whole bytes per pixel slice: 8-bit formats, and 4-bit ones with an even channel count.
   const bool byte_slices = !is_4bit(x.format) || channels % 2 == 0;
   const std::int64_t slice_bytes = x.row_bytes();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (col.rows * col.cols >= (std::int64_t{1} << 16))
   for (std::int64_t p = 0; p < col.rows; ++p) {
     const std::int64_t n = p / (oh_count * ow_count), oh = (p / ow_count) % oh_count,
                        ow = p % ow_count;

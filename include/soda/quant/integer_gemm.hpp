@@ -61,6 +61,9 @@ constexpr std::int64_t gemm_mc = 96;   // rows of an output tile (16 panels)
 constexpr std::int64_t gemm_nc = 256;  // columns of an output tile (16 panels; even, so 4-bit
                                        // output bytes never straddle two threads' tiles)
 constexpr std::int64_t gemm_kc = 512;  // K values per block: a 16-column int8 strip is 8 KiB (L1)
+// Products below this many multiply-adds (tens of microseconds) run on one thread: waking a team
+// costs more than it saves, and much more when another process holds a core.
+constexpr std::int64_t gemm_parallel_macs = std::int64_t{1} << 22;
 
 // Runs the tiles over OpenMP threads and hands each finished tile's int32 accumulators (bias
 // added, VNNI shift compensated) to store(m0, n0, rows, cols, tile, ldc). Integer sums are exact
@@ -79,7 +82,8 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
     int8_kernels[r] = select_micro_kernel(b.kernel, false, r);
   }
   const bool compensate = pa.shifted;
-#pragma omp parallel
+  const bool parallel = m_total * n_total * std::max<std::int64_t>(a.cols, 1) >= gemm_parallel_macs;
+#pragma omp parallel if (parallel)
   {
     std::vector<std::int32_t> tile(static_cast<std::size_t>(gemm_mc * gemm_nc));
     std::vector<std::uint8_t> widened(int4 ? static_cast<std::size_t>(kc * 2 * gemm_nr) : 0);

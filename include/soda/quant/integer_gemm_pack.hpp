@@ -161,7 +161,7 @@ inline PackedActivations pack_activations(const IntegerMatrix& a, IntegerGemmKer
   p.data.assign(static_cast<std::size_t>(panel_count * p.groups * gemm_mr), 0);
   const std::int64_t k_padded = p.groups * g_size;
   const std::int32_t shift = p.shifted ? 128 : 0;
-#pragma omp parallel
+#pragma omp parallel if (a.rows * a.cols >= (std::int64_t{1} << 16))
   {
     std::vector<std::int32_t> row(static_cast<std::size_t>(k_padded), 0);
 #pragma omp for schedule(static)
