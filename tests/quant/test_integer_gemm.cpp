@@ -5,6 +5,7 @@
 
 #include <soda/core/parallel.hpp>
 #include <soda/quant/integer_gemm.hpp>
+#include <soda/quant/quantize.hpp>
 
 #include <algorithm>
 #include <cmath>
