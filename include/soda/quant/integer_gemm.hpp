@@ -87,6 +87,7 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
   {
     std::vector<std::int32_t> tile(static_cast<std::size_t>(gemm_mc * gemm_nc));
     std::vector<std::uint8_t> widened(int4 ? static_cast<std::size_t>(kc * 2 * gemm_nr) : 0);
+    std::vector<std::uint32_t> offsets(static_cast<std::size_t>(gemm_nc));
 #pragma omp for schedule(dynamic)
     for (std::int64_t t = 0; t < tiles_m * tiles_n; ++t) {
       const std::int64_t m0 = (t / tiles_n) * gemm_mc, n0 = (t % tiles_n) * gemm_nc;
@@ -114,13 +115,18 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
           }
         }
       }
-      for (std::int64_t r = 0; r < rows; ++r) {
-        std::int32_t* row = tile.data() + r * gemm_nc;
+      if (!bias.empty() || compensate) {
+        // One offset per column, added modulo 2^32 as the accumulators are.
         for (std::int64_t j = 0; j < cols; ++j) {
-          auto value = static_cast<std::uint32_t>(row[j]);  // modulo 2^32, as the accumulators
-          if (!bias.empty()) value += static_cast<std::uint32_t>(bias[n0 + j]);
+          std::uint32_t value = bias.empty() ? 0u : static_cast<std::uint32_t>(bias[n0 + j]);
           if (compensate) value -= 128u * static_cast<std::uint32_t>(b.column_sums[n0 + j]);
-          row[j] = static_cast<std::int32_t>(value);
+          offsets[j] = value;
+        }
+        for (std::int64_t r = 0; r < rows; ++r) {
+          std::int32_t* row = tile.data() + r * gemm_nc;
+          for (std::int64_t j = 0; j < cols; ++j) {
+            row[j] = static_cast<std::int32_t>(static_cast<std::uint32_t>(row[j]) + offsets[j]);
+          }
         }
       }
       store(m0, n0, rows, cols, static_cast<const std::int32_t*>(tile.data()), gemm_nc);

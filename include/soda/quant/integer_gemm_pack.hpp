@@ -151,6 +151,19 @@ struct PackedActivations {
   const std::int32_t* panel(std::int64_t i) const { return data.data() + i * groups * gemm_mr; }
 };
 
+// One row of 8-bit A as int16 pairs (the hot path of packing: no intermediate int32 row).
+template <bool Signed>
+void pack_row_pairs_8bit(const std::uint8_t* row, std::int64_t cols, std::int32_t* out) {
+  auto widen = [](std::uint8_t byte) -> std::uint32_t {
+    return Signed ? static_cast<std::uint16_t>(static_cast<std::int8_t>(byte)) : byte;
+  };
+  const std::int64_t full = cols / 2;
+  for (std::int64_t g = 0; g < full; ++g) {
+    out[g * gemm_mr] = static_cast<std::int32_t>(widen(row[2 * g]) | widen(row[2 * g + 1]) << 16);
+  }
+  if (cols % 2 == 1) out[full * gemm_mr] = static_cast<std::int32_t>(widen(row[cols - 1]));
+}
+
 inline PackedActivations pack_activations(const IntegerMatrix& a, IntegerGemmKernel kernel) {
   const std::int64_t g_size = group_size(kernel);
   PackedActivations p;
@@ -166,8 +179,17 @@ inline PackedActivations pack_activations(const IntegerMatrix& a, IntegerGemmKer
     std::vector<std::int32_t> row(static_cast<std::size_t>(k_padded), 0);
 #pragma omp for schedule(static)
     for (std::int64_t m = 0; m < a.rows; ++m) {
-      decode_row(a, m, row.data());
       std::int32_t* out = p.data.data() + (m / gemm_mr) * p.groups * gemm_mr + m % gemm_mr;
+      if (g_size == 2 && !is_4bit(a.format)) {
+        const std::uint8_t* bytes = a.bytes.data() + m * a.cols;
+        if (is_signed(a.format)) {
+          pack_row_pairs_8bit<true>(bytes, a.cols, out);
+        } else {
+          pack_row_pairs_8bit<false>(bytes, a.cols, out);
+        }
+        continue;
+      }
+      decode_row(a, m, row.data());
       if (g_size == 2) {
         for (std::int64_t g = 0; g < p.groups; ++g) {
           const auto lo = static_cast<std::uint16_t>(row[2 * g]);
