@@ -1,6 +1,7 @@
 // Integer GEMM (soda/quant/integer_gemm.hpp), prepacked weights, int32 output: uint8 × int8 at
 // M = N = K = 256 … 2048 beside soda's float SGEMM and oneDNN's dnnl_gemm_u8s8s32 in the same run,
-// and int4 against int8 weights at M = 1, 4, 16 with N = K = 1024 … 4096 (weight-bound).
+// the same with the fused requantization to uint8, and int4 against int8 weights at M = 1, 4, 16
+// with N = K = 1024 … 4096 (weight-bound).
 #include <benchmark/benchmark.h>
 
 #include <soda/quant/integer_gemm.hpp>
@@ -52,6 +53,23 @@ void BM_soda_u8s8s32(benchmark::State& state) {
   state.SetLabel(soda::quant::kernel_name(packed.kernel));
 }
 
+// The same product with the fused epilogue of inference: bias, per-channel dyadic
+// requantization and a ReLU into uint8 outputs.
+void BM_soda_u8s8_requantized(benchmark::State& state) {
+  const auto n = state.range(0);
+  const auto a = random_matrix(n, n, IntegerFormat::uint8, 1);
+  const auto packed = soda::quant::pack_weights(random_matrix(n, n, IntegerFormat::int8, 2));
+  const std::vector<std::int32_t> bias(static_cast<std::size_t>(n), 1000);
+  const std::vector<soda::quant::DyadicFactor> factors(static_cast<std::size_t>(n),
+                                                       soda::quant::dyadic_factor(1.0 / 4096));
+  auto out = IntegerMatrix::zeros(n, n, IntegerFormat::uint8);
+  for (auto _ : state) {
+    soda::quant::integer_gemm(a, packed, bias, soda::quant::Requantization{factors, true}, out);
+    benchmark::DoNotOptimize(out.bytes.data());
+  }
+  set_ops(state, n, n, n);
+}
+
 void BM_soda_sgemm(benchmark::State& state) {
   const auto n = state.range(0);
   soda::Generator gen(1);
@@ -101,6 +119,11 @@ BENCHMARK(BM_soda_u8s8s32)
     ->Range(256, 2048)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK(BM_soda_u8s8_requantized)
+    ->RangeMultiplier(2)
+    ->Range(256, 2048)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 #if defined(SODA_HAVE_DNNL)
 BENCHMARK(BM_dnnl_u8s8s32)
     ->RangeMultiplier(2)
@@ -140,6 +163,12 @@ int main(int argc, char** argv) {
   for (const int n : {256, 512, 1024, 2048}) {
     const auto s = std::to_string(n);
     reporter.print_ratio(("  n = " + s).c_str(), "BM_soda_sgemm/" + s + "/real_time",
+                         "BM_soda_u8s8s32/" + s + "/real_time");
+  }
+  std::printf("soda u8s8 with the fused requantization to uint8, time / int32 output time:\n");
+  for (const int n : {256, 512, 1024, 2048}) {
+    const auto s = std::to_string(n);
+    reporter.print_ratio(("  n = " + s).c_str(), "BM_soda_u8s8_requantized/" + s + "/real_time",
                          "BM_soda_u8s8s32/" + s + "/real_time");
   }
   std::printf("int4-weight time / int8-weight time:\n");

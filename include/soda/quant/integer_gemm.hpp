@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -184,18 +185,34 @@ inline void integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
       a, b, bias,
       [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols,
           const std::int32_t* tile, std::int64_t ldc) {
+        // requantize() with each column's terms hoisted out of the row loop.
+        std::int64_t multiplier[detail::gemm_nc], rounding[detail::gemm_nc];
+        int shift[detail::gemm_nc];
+        for (std::int64_t j = 0; j < cols; ++j) {
+          const DyadicFactor f = factors[n0 + j];
+          multiplier[j] = f.multiplier;
+          shift[j] = f.shift;
+          rounding[j] = f.shift > 0 ? std::int64_t{1} << (f.shift - 1) : 0;
+        }
+        std::uint8_t values[detail::gemm_nc];
+        const std::int64_t low = lo, high = hi;  // locals: no reload, a branch-free clamp
         for (std::int64_t r = 0; r < rows; ++r) {
           const std::int32_t* acc = tile + r * ldc;
-          if (nibbles) {
-            for (std::int64_t j = 0; j < cols; ++j) {
-              out.set(m0 + r, n0 + j, requantize(acc[j], factors[n0 + j], lo, hi));
+          for (std::int64_t j = 0; j < cols; ++j) {
+            const std::int64_t v =
+                std::min(std::max((acc[j] * multiplier[j] + rounding[j]) >> shift[j], low), high);
+            values[j] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(v) & 0xFFu);
+          }
+          if (nibbles) {  // n0 is even, so the tile's bytes are its own
+            std::uint8_t* row = out.bytes.data() + (m0 + r) * out.row_bytes() + n0 / 2;
+            for (std::int64_t j = 0; j + 1 < cols; j += 2) {
+              row[j / 2] = static_cast<std::uint8_t>((values[j] & 0x0F) | (values[j + 1] << 4));
             }
+            // An odd last column (odd N) leaves the padding nibble zero.
+            if (cols % 2 == 1) row[cols / 2] = values[cols - 1] & 0x0F;
           } else {
-            std::uint8_t* row = out.bytes.data() + (m0 + r) * out.cols + n0;
-            for (std::int64_t j = 0; j < cols; ++j) {
-              const std::int32_t value = requantize(acc[j], factors[n0 + j], lo, hi);
-              row[j] = static_cast<std::uint8_t>(static_cast<std::uint32_t>(value) & 0xFFu);
-            }
+            std::memcpy(out.bytes.data() + (m0 + r) * out.cols + n0, values,
+                        static_cast<std::size_t>(cols));
           }
         }
       });
