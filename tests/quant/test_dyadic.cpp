@@ -44,8 +44,10 @@ TEST_CASE("dyadic_factor is the closest M0 / 2^c, within 2^-30 relative, over 1e
     REQUIRE(f.shift < 63);
     CHECK(distance(f.multiplier, f.shift, scale) / scale < std::ldexp(1.0L, -30));
     // Neither neighbour is closer (M0 + 1 may reach 2^31: still a fair comparison).
-    CHECK(distance(f.multiplier, f.shift, scale) <= distance(std::int64_t{f.multiplier} + 1, f.shift, scale));
-    CHECK(distance(f.multiplier, f.shift, scale) <= distance(std::int64_t{f.multiplier} - 1, f.shift, scale));
+    CHECK(distance(f.multiplier, f.shift, scale) <=
+          distance(std::int64_t{f.multiplier} + 1, f.shift, scale));
+    CHECK(distance(f.multiplier, f.shift, scale) <=
+          distance(std::int64_t{f.multiplier} - 1, f.shift, scale));
   }
 }
 
