@@ -25,7 +25,8 @@ soda_install_packages() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 }
 
-# What building soda, its tests, benchmarks and examples needs.
+# What building soda, its tests, benchmarks and examples needs. libdnnl-dev is bench_integer_gemm's
+# peer (oneDNN's u8s8s32 GEMM); its CMake config needs ocl-icd-opencl-dev.
 soda_install_packages cmake g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev \
   libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
-  dataset-fashion-mnist
+  dataset-fashion-mnist libdnnl-dev ocl-icd-opencl-dev

@@ -1,6 +1,6 @@
-// soda — second-order differentiable arrays. Include this one header for everything:
-// tensors and kernels (core), autodiff with exact Hessian-vector products (autodiff), layers (nn),
-// models, optimizers, training, Hessian analysis (hessian), data loading and checkpoints.
+// soda — second-order differentiable arrays. Include this one header for everything: tensors and
+// kernels (core), autodiff with exact Hessian-vector products (autodiff), layers (nn), models,
+// optimizers, training, Hessian analysis (hessian), integer kernels (quant), data and checkpoints.
 #pragma once
 
 #include "soda/autodiff/autodiff.hpp"
@@ -21,6 +21,7 @@
 #include "soda/optim/lr_schedule.hpp"
 #include "soda/optim/optimizer.hpp"
 #include "soda/optim/sgd.hpp"
+#include "soda/quant/quant.hpp"
 #include "soda/train/adaptive_batch_size.hpp"
 #include "soda/train/adversarial.hpp"
 #include "soda/train/large_batch.hpp"

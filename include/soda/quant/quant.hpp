@@ -1,0 +1,13 @@
+// Integer-only inference (shared/spec/quantization.md): dyadic requantization, int4/int8 storage,
+// the spec's quantizers, the integer GEMM (scalar oracle and packed AVX2/AVX-512 VNNI kernels) and
+// NHWC integer convolution.
+#pragma once
+
+#include "soda/quant/dyadic.hpp"
+#include "soda/quant/int4.hpp"
+#include "soda/quant/integer_conv2d.hpp"
+#include "soda/quant/integer_gemm.hpp"
+#include "soda/quant/integer_gemm_reference.hpp"
+#include "soda/quant/integer_matrix.hpp"
+#include "soda/quant/quantize.hpp"
+#include "soda/quant/residual_add.hpp"
