@@ -2,8 +2,9 @@
 // data, model, seed and epoch budget, and prints the table of Yao et al. (arXiv:1810.01021): final
 // batch, test accuracy, iterations, wall time and the share of it spent on the Hessian.
 // Writes OUT/summary.json, OUT/schedule.csv (per method and epoch: batch size, learning rate,
-// iterations, eigenvalue, accuracy) and, with gnuplot, batch_size.svg, eigenvalue.svg and
-// accuracy.svg. Data and models as train_cifar10 (CIFAR-10 with --data, else Fashion-MNIST).
+// iterations, eigenvalue, accuracy) and, with gnuplot, batch_size.svg, learning_rate.svg,
+// eigenvalue.svg and accuracy.svg. Data and models as train_cifar10 (CIFAR-10 with --data,
+// else Fashion-MNIST).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -163,11 +164,7 @@ int main(int argc, char** argv) {
 
   try {
     auto data = examples::choose_data(data_dir, synthetic_count, seed);
-    if (train_subset > 0 && train_subset < data.train.size()) {
-      std::vector<std::int64_t> first(static_cast<std::size_t>(train_subset));
-      std::iota(first.begin(), first.end(), std::int64_t{0});
-      data.train = soda::subset(data.train, first);
-    }
+    examples::keep_first_training_images(data, train_subset);
     o.learning_rate = lr.value_or(examples::default_learning_rate(optimizer_name));
     o.decay_epochs = decay_epochs.value_or(default_decay_epochs(o.epochs));
     o.warmup_epochs = warmup.value_or(std::max<std::int64_t>(1, std::lround(o.epochs * 5.0 / 90)));
@@ -222,6 +219,7 @@ int main(int argc, char** argv) {
       std::ofstream(out / "summary.json") << summary.dump(2) << "\n";
       write_schedule_csv(out / "schedule.csv", results);
       plot_schedule(out, results, "batch_size", 3, "batch size", true);
+      plot_schedule(out, results, "learning_rate", 4, "learning rate (at the epoch's end)", true);
       plot_schedule(out, results, "eigenvalue", 7, "top Hessian eigenvalue", false);
       plot_schedule(out, results, "accuracy", 11, "test accuracy", false);
       std::cerr << "wrote " << (out / "summary.json").string() << " and schedule.csv"

@@ -97,11 +97,7 @@ int main(int argc, char** argv) {
 
   try {
     auto data = examples::choose_data(data_dir, synthetic_count, seed);
-    if (train_subset > 0 && train_subset < data.train.size()) {
-      std::vector<std::int64_t> first(static_cast<std::size_t>(train_subset));
-      std::iota(first.begin(), first.end(), std::int64_t{0});
-      data.train = soda::subset(data.train, first);
-    }
+    examples::keep_first_training_images(data, train_subset);
     soda::Generator gen(seed);
     auto model = examples::make_model(model_name, data.train, gen);
     std::cerr << "data: " << data.name << " (" << data.train.size() << " train, "

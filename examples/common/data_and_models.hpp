@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <numeric>
 #include <soda/soda.hpp>
 #include <string>
 #include <vector>
@@ -40,6 +41,14 @@ DataChoice choose_data(const std::string& data_dir, std::int64_t synthetic_count
           {0.5f, 0.5f, 0.5f},
           {0.25f, 0.25f, 0.25f},
           false};
+}
+
+// Trains on the first `count` training images only (count <= 0 or beyond the set: all of them).
+inline void keep_first_training_images(DataChoice& data, std::int64_t count) {
+  if (count <= 0 || count >= data.train.size()) return;
+  std::vector<std::int64_t> first(static_cast<std::size_t>(count));
+  std::iota(first.begin(), first.end(), std::int64_t{0});
+  data.train = soda::subset(data.train, first);
 }
 
 std::shared_ptr<soda::nn::Module<float>> make_model(const std::string& name,
