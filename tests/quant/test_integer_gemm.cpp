@@ -133,6 +133,34 @@ TEST_CASE("integer_gemm at the extremes: 255·−128 and −128·−128 sums, in
   }
 }
 
+// int4 weights take vpmaddubsw on AVX2, exact only while |a0·b0 + a1·b1| (at most 2·255·8) and
+// the int16 sum of two groups' pairs stay within int16: the extremes of every activation format,
+// with one row panel (nibbles unpacked in registers) and with several (a widened strip).
+TEST_CASE("integer_gemm at the extremes of int4 weights: 255·−8, −128·−8 and −8·−8 sums") {
+  for (const auto af : activation_formats) {
+    for (const std::int64_t m : {2, 13}) {
+      for (const std::int64_t k : {3, 8, 4095, 70001}) {
+        CAPTURE(format_name(af));
+        CAPTURE(m);
+        CAPTURE(k);
+        const std::int32_t a_value = format_min(af) == 0 ? format_max(af) : format_min(af);
+        const auto a =
+            IntegerMatrix::from_values(std::vector<std::int32_t>(m * k, a_value), m, k, af);
+        std::vector<std::int32_t> b_values(3 * k, -8);
+        for (std::int64_t i = 2 * k; i < 3 * k; ++i) b_values[i] = 7;
+        const auto b = IntegerMatrix::from_values(b_values, 3, k, IntegerFormat::int4);
+        std::vector<std::int32_t> expected(m * 3), got(m * 3);
+        integer_gemm_reference(a, b, {}, expected);
+        for (const auto kernel : supported_integer_gemm_kernels()) {
+          CAPTURE(kernel_name(kernel));
+          integer_gemm(a, pack_weights(b, kernel), {}, got);
+          CHECK(got == expected);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("integer_gemm does not depend on the thread count, and packed weights are reusable") {
   std::mt19937 gen(8);
   const auto b = random_matrix(300, 130, IntegerFormat::int4, gen);

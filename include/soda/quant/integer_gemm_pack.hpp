@@ -13,8 +13,9 @@
 
 namespace soda::quant {
 
-// The micro-kernel families. portable and avx2 multiply int16 pairs exactly (vpmaddwd), never the
-// saturating uint8 × int8 vpmaddubsw; avx512_vnni runs vpdpbusd on uint8 quads (signed A is
+// The micro-kernel families. portable and avx2 multiply int16 pairs exactly (vpmaddwd), never
+// vpmaddubsw on int8 weights, whose uint8 × int8 pair sums saturate; avx2 takes vpmaddubsw only
+// for int4 weights, where they cannot. avx512_vnni runs vpdpbusd on uint8 quads (signed A is
 // shifted by +128 and the per-column term 128·Σ_k B[n, k] subtracted again).
 enum class IntegerGemmKernel { portable, avx2, avx512_vnni };
 
@@ -34,9 +35,17 @@ namespace detail {
 constexpr std::int64_t gemm_mr = 6;   // rows of a micro-tile
 constexpr std::int64_t gemm_nr = 16;  // columns of a micro-tile
 
-// K values per packed group: an int16 pair for vpmaddwd, a uint8 quad for vpdpbusd.
-constexpr std::int64_t group_size(IntegerGemmKernel kernel) {
-  return kernel == IntegerGemmKernel::avx512_vnni ? 4 : 2;
+// Whether A is packed in uint8 quads (vpdpbusd, or vpmaddubsw for int4 weights on AVX2, exact
+// there because |a0·b0 + a1·b1| ≤ 2·255·8 stays far from int16 saturation) rather than in int16
+// pairs for vpmaddwd. Signed A is then shifted by +128 and 128·Σ_k B[n, k] subtracted again.
+constexpr bool quad_groups(IntegerGemmKernel kernel, IntegerFormat weights) {
+  return kernel == IntegerGemmKernel::avx512_vnni ||
+         (kernel == IntegerGemmKernel::avx2 && weights == IntegerFormat::int4);
+}
+
+// K values per packed group: an int16 pair or a uint8 quad.
+constexpr std::int64_t group_size(IntegerGemmKernel kernel, IntegerFormat weights) {
+  return quad_groups(kernel, weights) ? 4 : 2;
 }
 
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
@@ -74,7 +83,7 @@ struct PackedWeights {
   std::int64_t groups = 0;       // ceil(K / group_size)
   std::int64_t group_bytes = 0;  // bytes of one group of 16 columns
   std::vector<std::uint8_t> panels;
-  std::vector<std::int32_t> column_sums;  // Σ_k B[n, k] per padded column (avx512_vnni only)
+  std::vector<std::int32_t> column_sums;  // Σ_k B[n, k] per padded column (quad groups only)
 
   const std::uint8_t* panel(std::int64_t j) const {
     return panels.data() + j * groups * group_bytes;
@@ -84,8 +93,10 @@ struct PackedWeights {
 // Packs B for kernel. Layout of one group g of panel j (columns n = 16j + c):
 //  portable/avx2, int8: 32 bytes, two halves of 8 columns; half h holds (B[n, 2g], B[n, 2g+1])
 //    for c = 8h … 8h+7, which vpmovsxbw widens to the int16 pairs vpmaddwd takes.
-//  portable/avx2, int4: 16 bytes; byte i holds element i of the int8 layout's first half in its
-//    low nibble and element i of the second half in its high nibble.
+//  portable, int4: 16 bytes; byte i holds element i of the int8 layout's first half in its low
+//    nibble and element i of the second half in its high nibble.
+//  avx2, int4: 32 bytes; byte 4c' + i holds B[n, 4g + i] + 8 (0 … 15: one subtraction
+//    sign-extends it) for column c' of the first half in its low nibble, of the second in its high.
 //  avx512_vnni: 64 bytes; column c holds B[n, 4g … 4g+3] as int8 (int4 widened).
 inline PackedWeights pack_weights_for(const IntegerMatrix& b, IntegerGemmKernel kernel) {
   using detail::gemm_nr;
@@ -94,7 +105,8 @@ inline PackedWeights pack_weights_for(const IntegerMatrix& b, IntegerGemmKernel 
     throw ValueError(std::string("pack_weights: B ") + b.shape_string() +
                      " must hold int8 or int4 weights");
   }
-  const std::int64_t g_size = detail::group_size(kernel);
+  const std::int64_t g_size = detail::group_size(kernel, b.format);
+  const bool quads = detail::quad_groups(kernel, b.format);
   PackedWeights p;
   p.kernel = kernel;
   p.rows = b.rows;
@@ -102,10 +114,10 @@ inline PackedWeights pack_weights_for(const IntegerMatrix& b, IntegerGemmKernel 
   p.format = b.format;
   p.groups = detail::ceil_div(b.cols, g_size);
   const bool nibbles = kernel != IntegerGemmKernel::avx512_vnni && b.format == IntegerFormat::int4;
-  p.group_bytes = nibbles ? gemm_nr : gemm_nr * g_size;
+  p.group_bytes = nibbles ? gemm_nr * g_size / 2 : gemm_nr * g_size;
   const std::int64_t panel_count = detail::ceil_div(b.rows, gemm_nr);
   p.panels.assign(static_cast<std::size_t>(panel_count * p.groups * p.group_bytes), 0);
-  if (kernel == IntegerGemmKernel::avx512_vnni) p.column_sums.assign(panel_count * gemm_nr, 0);
+  if (quads) p.column_sums.assign(panel_count * gemm_nr, 0);
   const std::int64_t k_padded = p.groups * g_size;
   std::vector<std::int32_t> row(static_cast<std::size_t>(k_padded), 0);
   for (std::int64_t n = 0; n < b.rows; ++n) {
@@ -117,6 +129,9 @@ inline PackedWeights pack_weights_for(const IntegerMatrix& b, IntegerGemmKernel 
       const auto byte = static_cast<std::uint8_t>(static_cast<std::uint32_t>(row[k]) & 0xFFu);
       if (kernel == IntegerGemmKernel::avx512_vnni) {
         panel[g * p.group_bytes + c * 4 + within] = byte;
+      } else if (quads) {
+        const auto offset = static_cast<std::uint8_t>(row[k] + 8);
+        panel[g * p.group_bytes + (c % 8) * 4 + within] |= offset << (4 * (c / 8));
       } else {
         const std::int64_t half = c / 8, element = (c % 8) * 2 + within;
         if (nibbles) {
@@ -126,7 +141,7 @@ inline PackedWeights pack_weights_for(const IntegerMatrix& b, IntegerGemmKernel 
         }
       }
     }
-    if (kernel == IntegerGemmKernel::avx512_vnni) {
+    if (quads) {
       std::int32_t sum = 0;
       for (std::int64_t k = 0; k < b.cols; ++k) sum += row[k];
       p.column_sums[n] = sum;
@@ -138,14 +153,14 @@ inline PackedWeights pack_weights_for(const IntegerMatrix& b, IntegerGemmKernel 
 namespace detail {
 
 // A[M, K] in panels of 6 rows: panel i, group g, row r at data[(i·groups + g)·6 + r], one int32
-// per entry, the unit a micro-kernel broadcasts. For pairs (portable, avx2) it holds the int16
-// values A[m, 2g] (low half) and A[m, 2g+1]; for quads (avx512_vnni) the uint8 values
-// A[m, 4g … 4g+3] (+128 when A is signed). Rows past M and K values past K are zero (unshifted
+// per entry, the unit a micro-kernel broadcasts. For pairs it holds the int16 values A[m, 2g]
+// (low half) and A[m, 2g+1]; for quads (quad_groups) the uint8 values A[m, 4g … 4g+3] (+128 when
+// A is signed). Rows past M and K values past K are zero (unshifted
 // zeros meet zero weights, so the shift's padding adds nothing).
 struct PackedActivations {
   std::int64_t rows = 0;
   std::int64_t groups = 0;
-  bool shifted = false;  // +128 applied (signed A on avx512_vnni)
+  bool shifted = false;  // +128 applied (signed A in quads)
   std::vector<std::int32_t> data;
 
   const std::int32_t* panel(std::int64_t i) const { return data.data() + i * groups * gemm_mr; }
@@ -164,12 +179,12 @@ void pack_row_pairs_8bit(const std::uint8_t* row, std::int64_t cols, std::int32_
   if (cols % 2 == 1) out[full * gemm_mr] = static_cast<std::int32_t>(widen(row[cols - 1]));
 }
 
-inline PackedActivations pack_activations(const IntegerMatrix& a, IntegerGemmKernel kernel) {
-  const std::int64_t g_size = group_size(kernel);
+inline PackedActivations pack_activations(const IntegerMatrix& a, bool quads) {
+  const std::int64_t g_size = quads ? 4 : 2;
   PackedActivations p;
   p.rows = a.rows;
   p.groups = ceil_div(a.cols, g_size);
-  p.shifted = kernel == IntegerGemmKernel::avx512_vnni && is_signed(a.format);
+  p.shifted = quads && is_signed(a.format);
   const std::int64_t panel_count = ceil_div(a.rows, gemm_mr);
   p.data.assign(static_cast<std::size_t>(panel_count * p.groups * gemm_mr), 0);
   const std::int64_t k_padded = p.groups * g_size;
