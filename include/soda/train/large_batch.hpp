@@ -279,6 +279,62 @@ std::vector<hessian::LabeledBatch<T>> hessian_subsample(const ImageDataset& trai
   return batches;
 }
 
+// One optimizer step on a batch split into micro-batches of at most micro_batch rows, each part's
+// loss weighted by its share of the batch (one part when the batch fits).
+template <class T>
+StepResult accumulated_step(nn::Module<T>& model, optim::Optimizer<T>& optimizer,
+                            const Tensor<T>& images, const Tensor<std::int64_t>& labels,
+                            std::int64_t micro_batch) {
+  const auto n = labels.numel();
+  std::vector<optim::LossClosure<T>> parts;
+  std::vector<Tensor<T>> logits;
+  for (std::int64_t start = 0; start < n; start += micro_batch) {
+    const auto stop = std::min(n, start + micro_batch);
+    const auto weight = static_cast<double>(stop - start) / static_cast<double>(n);
+    logits.emplace_back();
+    parts.push_back([&, start, stop, weight, slot = logits.size() - 1] {
+      logits[slot] = model(rows_of(images, start, stop));
+      const auto loss = nn::cross_entropy(logits[slot], rows_of(labels, start, stop));
+      return weight == 1.0 ? loss : mul(loss, Tensor<T>::scalar(static_cast<T>(weight)));
+    });
+  }
+  StepResult result{static_cast<double>(optimizer.step_accumulated(parts).item()), 0, n};
+  for (std::size_t p = 0; p < logits.size(); ++p) {
+    const auto start = static_cast<std::int64_t>(p) * micro_batch;
+    result.correct += nn::count_correct(logits[p].detach(),
+                                        rows_of(labels, start, std::min(n, start + micro_batch)));
+  }
+  return result;
+}
+
+// ABSA: the first share of the batch replaced in place by its adversarial version (the authors'
+// layout; at least one input while the share is positive).
+template <class T>
+void replace_by_adversarial(nn::Module<T>& model, Tensor<T>& images,
+                            const Tensor<std::int64_t>& labels, double fraction,
+                            const LargeBatchOptions& o, std::uint64_t seed) {
+  const auto n = labels.numel();
+  const auto k =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(fraction * static_cast<double>(n)));
+  const auto adversarial = adversarial_inputs(
+      model, soda::detail::copy_contiguous(rows_of(images, 0, k)),
+      soda::detail::copy_contiguous(rows_of(labels, 0, k)), o.attack, o.input_space, seed);
+  std::copy_n(adversarial.data(), adversarial.numel(), images.data());
+}
+
+// The top eigenvalue on the fixed sub-sample in eval mode, warm-started from `start`.
+template <class T>
+hessian::EigenResult<T> top_eigenvalue(const std::shared_ptr<nn::Module<T>>& model,
+                                       const std::vector<hessian::LabeledBatch<T>>& batches,
+                                       const LargeBatchOptions& o,
+                                       const std::vector<hessian::ParameterVector<T>>& start) {
+  hessian::HessianOperator<T> op(model, batches);
+  return hessian::top_eigenvalues(
+      op, 1,
+      {.max_iterations = o.power_iterations, .tolerance = o.power_tolerance, .seed = o.seed + 1},
+      start);
+}
+
 }  // namespace detail
 
 // Trains `model` with `optimizer` by one method for options.epochs epochs and evaluates it on
@@ -321,40 +377,17 @@ LargeBatchResult train_large_batch(std::shared_ptr<nn::Module<T>> model,
     while (auto batch = loader.next()) {
       auto images = train::detail::images_as<T>(batch->images);
       const auto& labels = batch->labels;
-      const auto n = labels.numel();
       if (record.adversarial_fraction > 0) {
-        // The first k inputs of the batch are replaced by their FGSM versions (the authors').
-        const auto k = std::max<std::int64_t>(
-            1, static_cast<std::int64_t>(record.adversarial_fraction * static_cast<double>(n)));
-        const auto adversarial = adversarial_inputs(
-            *model, soda::detail::copy_contiguous(detail::rows_of(images, 0, k)),
-            soda::detail::copy_contiguous(detail::rows_of(labels, 0, k)), options.attack,
-            options.input_space, options.seed + static_cast<std::uint64_t>(iterations));
-        std::copy_n(adversarial.data(), adversarial.numel(), images.data());
+        detail::replace_by_adversarial(*model, images, labels, record.adversarial_fraction, options,
+                                       options.seed + static_cast<std::uint64_t>(iterations));
       }
       optimizer.set_learning_rate(schedule.learning_rate(epoch, record.steps, steps));
       record.learning_rate = optimizer.learning_rate();
-      std::vector<optim::LossClosure<T>> parts;
-      std::vector<Tensor<T>> logits;
-      for (std::int64_t start = 0; start < n; start += options.micro_batch) {
-        const auto stop = std::min(n, start + options.micro_batch);
-        const auto weight = static_cast<double>(stop - start) / static_cast<double>(n);
-        logits.emplace_back();
-        parts.push_back([&, start, stop, weight, slot = logits.size() - 1] {
-          const auto part_labels = detail::rows_of(labels, start, stop);
-          logits[slot] = (*model)(detail::rows_of(images, start, stop));
-          const auto loss = nn::cross_entropy(logits[slot], part_labels);
-          return weight == 1.0 ? loss : mul(loss, Tensor<T>::scalar(static_cast<T>(weight)));
-        });
-      }
-      const auto loss = optimizer.step_accumulated(parts);
-      for (std::size_t p = 0; p < logits.size(); ++p) {
-        const auto start = static_cast<std::int64_t>(p) * options.micro_batch;
-        const auto stop = std::min(n, start + options.micro_batch);
-        correct += nn::count_correct(logits[p].detach(), detail::rows_of(labels, start, stop));
-      }
-      loss_sum += static_cast<double>(loss.item()) * static_cast<double>(n);
-      samples += n;
+      const auto step =
+          detail::accumulated_step(*model, optimizer, images, labels, options.micro_batch);
+      loss_sum += step.loss * static_cast<double>(step.samples);
+      correct += step.correct;
+      samples += step.samples;
       ++record.steps;
       ++iterations;
       char text[96];
@@ -375,12 +408,7 @@ LargeBatchResult train_large_batch(std::shared_ptr<nn::Module<T>> model,
       if (hessian_batches.empty()) {
         hessian_batches = detail::hessian_subsample<T>(train, loader_options, options);
       }
-      hessian::HessianOperator<T> op(model, hessian_batches);
-      auto top = hessian::top_eigenvalues(op, 1,
-                                          {.max_iterations = options.power_iterations,
-                                           .tolerance = options.power_tolerance,
-                                           .seed = options.seed + 1},
-                                          eigenvector);
+      auto top = detail::top_eigenvalue(model, hessian_batches, options, eigenvector);
       record.eigenvalue = top.eigenvalues.front();
       record.hvp_count = top.hvp_count;
       eigenvector = std::move(top.eigenvectors);
