@@ -52,6 +52,22 @@ void micro_kernel_portable(const std::int32_t* a, const std::uint8_t* b, std::in
   }
 }
 
+// Writes (or, with accumulate, adds into) R rows of 16 int32 results: acc0 columns 0–7, acc1 8–15.
+template <int R>
+__attribute__((target("avx2"), always_inline)) inline void store_accumulators_avx2(
+    __m256i* acc0, __m256i* acc1, std::int32_t* c, std::int64_t ldc, bool accumulate) {
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    auto* row = reinterpret_cast<__m256i*>(c + r * ldc);
+    if (accumulate) {
+      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_loadu_si256(row));
+      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_loadu_si256(row + 1));
+    }
+    _mm256_storeu_si256(row, acc0[r]);
+    _mm256_storeu_si256(row + 1, acc1[r]);
+  }
+}
+
 // The row loops are unrolled (#pragma GCC unroll) so that the accumulators stay in registers.
 
 // AVX2, int8 weights: per group, the 16 weights of 8 columns widen to int16 (vpmovsxbw) and
@@ -78,16 +94,7 @@ __attribute__((target("avx2"))) void micro_kernel_avx2(const std::int32_t* a, co
       acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(pair, w1));
     }
   }
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) {
-    auto* row = reinterpret_cast<__m256i*>(c + r * ldc);
-    if (accumulate) {
-      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_loadu_si256(row));
-      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_loadu_si256(row + 1));
-    }
-    _mm256_storeu_si256(row, acc0[r]);
-    _mm256_storeu_si256(row + 1, acc1[r]);
-  }
+  store_accumulators_avx2<R>(acc0, acc1, c, ldc, accumulate);
 }
 
 // The two halves (columns 0…7, 8…15) of an AVX2 int4 quad group as int8 quads: the 32 packed
@@ -146,16 +153,7 @@ __attribute__((target("avx2"))) inline void quad_rows_avx2(
       acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q0, hi0), ones));
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    auto* row = reinterpret_cast<__m256i*>(c + r * ldc);
-    if (accumulate) {
-      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_loadu_si256(row));
-      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_loadu_si256(row + 1));
-    }
-    _mm256_storeu_si256(row, acc0[r]);
-    _mm256_storeu_si256(row + 1, acc1[r]);
-  }
+  store_accumulators_avx2<R>(acc0, acc1, c, ldc, accumulate);
 }
 
 // AVX2, int4 weights, R (1…6) rows: up to 4 rows in one pass (8 accumulators, 4 weight registers,
