@@ -257,6 +257,9 @@ TEST_CASE("hand-worked model: quantize the robust large layer first, never the f
   CHECK(optimal_bit_allocation(layers, {{}, {}, 1.5e-3}).choices() ==
         std::vector<std::size_t>{0, 1, 0});
   CHECK(optimal_bit_allocation(layers).choices() == std::vector<std::size_t>{0, 0, 0});
+  const double infinity = std::numeric_limits<double>::infinity();
+  CHECK(optimal_bit_allocation(layers, {infinity, infinity, infinity}).choices() ==
+        std::vector<std::size_t>{0, 0, 0});
 
   const auto json = by_size.to_json();
   CHECK(json["size_bits"] == 4880);
@@ -291,6 +294,9 @@ TEST_CASE("optimal_bit_allocation names the limits and their smallest totals whe
                                          "4480 bits (smallest achievable 4420), latency <="),
                        InfeasibleLimitsError);
   CHECK_THROWS_AS(optimal_bit_allocation(layers, {std::nan(""), {}, {}}), soda::ValueError);
+  CHECK_THROWS_AS(
+      optimal_bit_allocation(layers, {-std::numeric_limits<double>::infinity(), {}, {}}),
+      InfeasibleLimitsError);
 }
 
 TEST_CASE("optimal_bit_allocation meets a limit 1 bit below a total, beside a huge layer") {

@@ -352,8 +352,11 @@ inline BitAllocation optimal_bit_allocation(const std::vector<LayerCandidates>& 
   std::vector<detail::LimitedTotal> totals;
   const auto add_total = [&](const char* name, const char* unit, const std::optional<double>& limit,
                              auto value_of) {
-    if (!limit) return;
-    if (std::isnan(*limit)) throw ValueError(std::string(op) + ": the " + name + " limit is NaN");
+    if (limit && std::isnan(*limit)) {
+      throw ValueError(std::string(op) + ": the " + name + " limit is NaN");
+    }
+    // An infinite limit constrains nothing (and would scale its row by 1/∞).
+    if (!limit || *limit == std::numeric_limits<double>::infinity()) return;
     detail::LimitedTotal total{name, unit, *limit, 0, {}, {}};
     for (const auto& [i, c] : columns) total.values.push_back(value_of(i, c));
     for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -469,15 +472,14 @@ inline BitAllocation optimal_bit_allocation(const std::vector<LayerCandidates>& 
     }
     BitAllocation allocation = describe_allocation(layers, choices);
     allocation.solver_runs = run;
-    const double actual[] = {static_cast<double>(allocation.size_bits),
-                             static_cast<double>(allocation.bops), allocation.latency_seconds};
-    const std::optional<double>* limit_of[] = {&limits.size_bits, &limits.bops,
-                                               &limits.latency_seconds};
-    bool within_limits = true;
-    for (int k = 0; k < 3; ++k) {
-      if (*limit_of[k] && actual[k] > **limit_of[k]) within_limits = false;
+    const auto over = [](const std::optional<double>& limit, double value) {
+      return limit && value > *limit;
+    };
+    if (!over(limits.size_bits, static_cast<double>(allocation.size_bits)) &&
+        !over(limits.bops, static_cast<double>(allocation.bops)) &&
+        !over(limits.latency_seconds, allocation.latency_seconds)) {
+      return allocation;
     }
-    if (within_limits) return allocation;
     const int row = glp_add_rows(lp, 1);
     glp_set_row_bnds(lp, row, GLP_UP, 0, static_cast<double>(layers.size()) - 1);
     std::vector<int> cut_columns{0};
