@@ -29,4 +29,4 @@ soda_install_packages() {
 # peer (oneDNN's u8s8s32 GEMM); its CMake config needs ocl-icd-opencl-dev.
 soda_install_packages cmake g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev \
   libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
-  dataset-fashion-mnist libdnnl-dev ocl-icd-opencl-dev
+  dataset-fashion-mnist libdnnl-dev ocl-icd-opencl-dev libglpk-dev
