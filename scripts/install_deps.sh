@@ -27,6 +27,6 @@ soda_install_packages() {
 
 # What building soda, its tests, benchmarks and examples needs. libdnnl-dev is bench_integer_gemm's
 # peer (oneDNN's u8s8s32 GEMM); its CMake config needs ocl-icd-opencl-dev.
-soda_install_packages cmake g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev \
+soda_install_packages cmake ninja-build g++ make libxsimd-dev libeigen3-dev doctest-dev libbenchmark-dev \
   libopenblas-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev \
   dataset-fashion-mnist libdnnl-dev ocl-icd-opencl-dev libglpk-dev

@@ -11,8 +11,8 @@ using soda::quant::IntegerGemmKernel;
 namespace detail = soda::quant::detail;
 
 TEST_CASE("self_check_matrix is fixed, in range, and holds both extremes of the format") {
-  for (const auto format : {IntegerFormat::uint8, IntegerFormat::int8, IntegerFormat::uint4,
-                            IntegerFormat::int4}) {
+  for (const auto format :
+       {IntegerFormat::uint8, IntegerFormat::int8, IntegerFormat::uint4, IntegerFormat::int4}) {
     const auto m = detail::self_check_matrix(5, 9, format, 3);
     CHECK(m.bytes == detail::self_check_matrix(5, 9, format, 3).bytes);
     CHECK(m.bytes != detail::self_check_matrix(5, 9, format, 4).bytes);
@@ -24,8 +24,8 @@ TEST_CASE("self_check_matrix is fixed, in range, and holds both extremes of the 
 }
 
 TEST_CASE("every kernel this CPU has the instructions for equals the oracle and is supported") {
-  for (const auto kernel : {IntegerGemmKernel::portable, IntegerGemmKernel::avx2,
-                            IntegerGemmKernel::avx512_vnni}) {
+  for (const auto kernel :
+       {IntegerGemmKernel::portable, IntegerGemmKernel::avx2, IntegerGemmKernel::avx512_vnni}) {
     CAPTURE(soda::quant::kernel_name(kernel));
     if (!detail::cpu_has_instructions(kernel)) {
       CHECK_FALSE(soda::quant::integer_gemm_kernel_supported(kernel));

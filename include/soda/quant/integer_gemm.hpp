@@ -1,6 +1,6 @@
 // The integer GEMM of the quantized contract (integer_gemm_reference.hpp, the oracle it equals bit
-// for bit): packed panels, 96 × 256 output tiles blocked over 512 K values, 6 × 16 micro-kernels
-// (AVX-512 VNNI, AVX2 or portable, chosen at run time) and a fused bias/requantization epilogue.
+// for bit): the kernel choice (AVX-512 VNNI, AVX2 or portable, each verified once at run time),
+// weight packing, and int32 or fused bias/requantization outputs over the tiled driver.
 #pragma once
 
 #include <algorithm>

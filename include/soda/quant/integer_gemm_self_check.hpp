@@ -1,5 +1,6 @@
 // The once-per-process check that a SIMD integer GEMM kernel equals the oracle on this CPU before
-// it is used: a kernel CI cannot run (AVX-512 VNNI on an AVX2 machine) still never gives a wrong sum.
+// it is used: a kernel CI cannot run (AVX-512 VNNI on an AVX2 machine) still never gives a wrong
+// sum.
 #pragma once
 
 #include <algorithm>
@@ -36,7 +37,8 @@ inline IntegerMatrix self_check_matrix(std::int64_t rows, std::int64_t cols, Int
 
 // Whether the driver with kernel's micro-kernels equals integer_gemm_reference for every
 // activation format against int8 and int4 weights, on shapes with row, column and K tails and a
-// K that spans several K blocks. It executes kernel's instructions: ask only where the CPU has them.
+// K that spans several K blocks. It executes kernel's instructions: ask only where the CPU has
+// them.
 inline bool kernel_matches_oracle(IntegerGemmKernel kernel) {
   struct Shape {
     std::int64_t m, n, k;
@@ -57,8 +59,8 @@ inline bool kernel_matches_oracle(IntegerGemmKernel kernel) {
         integer_gemm_reference(a, b, bias, expected);
         const std::int64_t n_total = s.n;
         run_integer_gemm(a, pack_weights_for(b, kernel), bias,
-                         [&](std::int64_t m0, std::int64_t n0, std::int64_t rows,
-                             std::int64_t cols, const std::int32_t* tile, std::int64_t ldc) {
+                         [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols,
+                             const std::int32_t* tile, std::int64_t ldc) {
                            for (std::int64_t r = 0; r < rows; ++r) {
                              std::copy(tile + r * ldc, tile + r * ldc + cols,
                                        got.data() + (m0 + r) * n_total + n0);

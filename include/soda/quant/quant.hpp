@@ -1,8 +1,9 @@
 // Integer-only inference (shared/spec/quantization.md): dyadic requantization, int4/int8 storage,
 // the spec's quantizers, the integer GEMM (scalar oracle and packed AVX2/AVX-512 VNNI kernels) and
-// NHWC integer convolution.
+// NHWC integer convolution; HAWQ's bit allocation (Pareto frontier, integer program).
 #pragma once
 
+#include "soda/quant/bit_allocation.hpp"
 #include "soda/quant/dyadic.hpp"
 #include "soda/quant/int4.hpp"
 #include "soda/quant/integer_conv2d.hpp"
