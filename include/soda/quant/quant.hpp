@@ -1,9 +1,12 @@
 // Integer-only inference (shared/spec/quantization.md): dyadic requantization, int4/int8 storage,
 // the spec's quantizers, the integer GEMM (scalar oracle and packed AVX2/AVX-512 VNNI kernels) and
-// NHWC integer convolution; HAWQ's bit allocation (Pareto frontier, integer program).
+// NHWC integer convolution; for HAWQ: BatchNorm folding, activation calibration and the bit
+// allocation (Pareto frontier, integer program).
 #pragma once
 
+#include "soda/quant/batch_norm_folding.hpp"
 #include "soda/quant/bit_allocation.hpp"
+#include "soda/quant/calibration.hpp"
 #include "soda/quant/dyadic.hpp"
 #include "soda/quant/int4.hpp"
 #include "soda/quant/integer_conv2d.hpp"
