@@ -1,13 +1,14 @@
 // Integer-only inference (shared/spec/quantization.md): dyadic requantization, int4/int8 storage,
 // the spec's quantizers, the integer GEMM (scalar oracle and packed AVX2/AVX-512 VNNI kernels) and
-// NHWC integer convolution; for HAWQ: BatchNorm folding, activation calibration and the bit
-// allocation (Pareto frontier, integer program).
+// NHWC integer convolution; for HAWQ: fake quantization (straight-through), BatchNorm folding,
+// activation calibration and the bit allocation (Pareto frontier, integer program).
 #pragma once
 
 #include "soda/quant/batch_norm_folding.hpp"
 #include "soda/quant/bit_allocation.hpp"
 #include "soda/quant/calibration.hpp"
 #include "soda/quant/dyadic.hpp"
+#include "soda/quant/fake_quantize.hpp"
 #include "soda/quant/int4.hpp"
 #include "soda/quant/integer_conv2d.hpp"
 #include "soda/quant/integer_gemm.hpp"
