@@ -51,6 +51,13 @@ inline float calibrated_scale(const std::string& observer, float range, int bits
   return quant::activation_scale(range, bits, is_unsigned);
 }
 
+// Hands a tensor's values to observer.observe as floats.
+template <class Observer, class T>
+void observe_tensor(Observer& observer, const Tensor<T>& batch) {
+  const Tensor<float> values = batch.template to<float>();
+  observer.observe(std::span<const float>(values.data(), static_cast<std::size_t>(values.numel())));
+}
+
 }  // namespace soda::quant::detail
 
 namespace soda::quant {
@@ -70,8 +77,7 @@ class RunningMaxObserver {
 
   template <class T>
   void observe(const Tensor<T>& batch) {
-    const Tensor<float> values = batch.template to<float>();
-    observe(std::span<const float>(values.data(), static_cast<std::size_t>(values.numel())));
+    detail::observe_tensor(*this, batch);
   }
 
   float range() const {
@@ -124,8 +130,7 @@ class PercentileObserver {
 
   template <class T>
   void observe(const Tensor<T>& batch) {
-    const Tensor<float> values = batch.template to<float>();
-    observe(std::span<const float>(values.data(), static_cast<std::size_t>(values.numel())));
+    detail::observe_tensor(*this, batch);
   }
 
   float range() const {

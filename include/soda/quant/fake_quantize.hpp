@@ -49,13 +49,15 @@ template <class T, class Step>
 Tensor<T> map_quantization_grid(const Tensor<T>& x, const FakeQuantizer<T>& quantizer, Step step) {
   const Tensor<T> in = soda::contiguous(x.detach());  // primal values only
   std::vector<T> out(static_cast<std::size_t>(in.numel()));
-  const std::int64_t per_slice =
-      quantizer.scales.size() == 1 ? in.numel() : in.numel() / in.shape()[0];
+  const std::int64_t slices = static_cast<std::int64_t>(quantizer.scales.size());
+  const std::int64_t per_slice = slices == 1 ? in.numel() : in.numel() / slices;
   const T* values = in.data();
-  for (std::int64_t i = 0; i < in.numel(); ++i) {
-    const T s = quantizer.scales[per_slice == 0 ? 0 : static_cast<std::size_t>(i / per_slice)];
-    const double q = round_half_even(static_cast<double>(values[i] / s));
-    out[static_cast<std::size_t>(i)] = step(s, q);
+  for (std::int64_t slice = 0; slice < slices; ++slice) {
+    const T s = quantizer.scales[static_cast<std::size_t>(slice)];
+    for (std::int64_t i = slice * per_slice; i < (slice + 1) * per_slice; ++i) {
+      const double q = round_half_even(static_cast<double>(values[i] / s));
+      out[static_cast<std::size_t>(i)] = step(s, q);
+    }
   }
   return Tensor<T>(in.shape(), std::move(out));
 }

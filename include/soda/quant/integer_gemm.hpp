@@ -115,15 +115,7 @@ inline void integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
   detail::check_packed(op, b);
   detail::check_gemm_operands(op, a, b.rows, b.cols, b.format, bias);
   detail::check_int32_output(op, a.rows, b.rows, out.size());
-  const std::int64_t n_total = b.rows;
-  detail::run_integer_gemm(a, b, bias,
-                           [&](std::int64_t m0, std::int64_t n0, std::int64_t rows,
-                               std::int64_t cols, const std::int32_t* tile, std::int64_t ldc) {
-                             for (std::int64_t r = 0; r < rows; ++r) {
-                               std::copy(tile + r * ldc, tile + r * ldc + cols,
-                                         out.data() + (m0 + r) * n_total + n0);
-                             }
-                           });
+  detail::run_integer_gemm(a, b, bias, detail::int32_tile_store(out.data(), b.rows));
 }
 
 // out[m, n] = requantize(acc[m, n], factors[n], lo, hi) in out's format (int8, uint8, int4 or

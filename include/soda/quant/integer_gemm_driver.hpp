@@ -103,6 +103,16 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
   }
 }
 
+// The store that copies each finished tile into row-major int32 C[M, n_total] at out.
+inline auto int32_tile_store(std::int32_t* out, std::int64_t n_total) {
+  return [out, n_total](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols,
+                        const std::int32_t* tile, std::int64_t ldc) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::copy(tile + r * ldc, tile + r * ldc + cols, out + (m0 + r) * n_total + n0);
+    }
+  };
+}
+
 }  // namespace detail
 
 }  // namespace soda::quant

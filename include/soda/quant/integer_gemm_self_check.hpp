@@ -57,15 +57,7 @@ inline bool kernel_matches_oracle(IntegerGemmKernel kernel) {
         std::vector<std::int32_t> expected(static_cast<std::size_t>(s.m * s.n));
         std::vector<std::int32_t> got(expected.size());
         integer_gemm_reference(a, b, bias, expected);
-        const std::int64_t n_total = s.n;
-        run_integer_gemm(a, pack_weights_for(b, kernel), bias,
-                         [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols,
-                             const std::int32_t* tile, std::int64_t ldc) {
-                           for (std::int64_t r = 0; r < rows; ++r) {
-                             std::copy(tile + r * ldc, tile + r * ldc + cols,
-                                       got.data() + (m0 + r) * n_total + n0);
-                           }
-                         });
+        run_integer_gemm(a, pack_weights_for(b, kernel), bias, int32_tile_store(got.data(), s.n));
         if (got != expected) return false;
       }
     }
