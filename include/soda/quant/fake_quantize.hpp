@@ -12,6 +12,7 @@
 #include "soda/autodiff/ops/views.hpp"
 #include "soda/core/error.hpp"
 #include "soda/quant/quantize.hpp"
+#include "soda/quant/quantized_resnet_plan.hpp"
 
 namespace soda::quant {
 
@@ -85,10 +86,11 @@ Tensor<T> fake_quantize(const Tensor<T>& x, const FakeQuantizer<T>& quantizer) {
 }
 
 // The spec's symmetric b-bit weight quantizer for w [O, ...]: S[o] = max|w[o]| / (2^(b−1) − 1)
-// per output channel (1 for an all-zero channel), grid ±(2^(b−1) − 1).
+// per output channel (1 for an all-zero channel), grid ±(2^(b−1) − 1); b = 2, 4 or 8 (2-bit
+// weights use the ternary grid {−1, 0, 1} and are stored as int4).
 template <class T>
 FakeQuantizer<T> weight_fake_quantizer(const Tensor<T>& w, int bits) {
-  detail::check_bits("weight_fake_quantizer", bits);
+  check_weight_bits("weight_fake_quantizer", bits);
   if (w.ndim() == 0) throw ShapeError("weight_fake_quantizer: a weight needs an output axis");
   const Tensor<T> in = soda::contiguous(w.detach());
   const std::int64_t channels = in.shape()[0],

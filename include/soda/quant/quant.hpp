@@ -15,4 +15,5 @@
 #include "soda/quant/integer_gemm_reference.hpp"
 #include "soda/quant/integer_matrix.hpp"
 #include "soda/quant/quantize.hpp"
+#include "soda/quant/quantized_resnet_plan.hpp"
 #include "soda/quant/residual_add.hpp"
