@@ -23,8 +23,10 @@
 #include <soda/soda.hpp>
 #include <sstream>
 
+#include "common/checkpoint.hpp"
 #include "common/data_and_models.hpp"
 #include "common/gnuplot.hpp"
+#include "common/stage_progress.hpp"
 
 namespace {
 
@@ -49,80 +51,18 @@ struct Settings {
   bool quiet = false;
 };
 
-// One progress line per estimator stage, driven by the estimators' callbacks.
-class StageProgress {
- public:
-  explicit StageProgress(bool quiet) : out_(quiet ? nullptr : &std::cerr) {}
-
-  soda::hessian::ProgressCallback callback() {
-    return [this](const soda::hessian::EstimatorProgress& p) {
-      if (!line_ || p.stage != stage_) {
-        finish();
-        stage_ = p.stage;
-        line_ = std::make_unique<soda::train::ProgressLine>(p.stage, p.max_steps, "step", out_);
-      }
-      std::ostringstream figures;
-      figures << "HVPs " << p.hvp_count << " estimate " << std::setprecision(6) << p.estimate;
-      line_->update(p.step, figures.str(), p.step == p.max_steps);
-    };
-  }
-  void finish() {
-    if (line_) line_->finish();
-    line_.reset();
-  }
-
- private:
-  std::ostream* out_;
-  std::string stage_;
-  std::unique_ptr<soda::train::ProgressLine> line_;
-};
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // Runs one estimator stage, ends its progress line and records its time under `name`.
 template <class Run>
-auto timed_stage(Json& timings, const std::string& name, StageProgress& progress, Run&& run) {
+auto timed_stage(Json& timings, const std::string& name, examples::StageProgress& progress, Run&& run) {
   const auto start = std::chrono::steady_clock::now();
   auto result = run();
   progress.finish();
   timings[name] = seconds_since(start);
   return result;
-}
-
-// Loads a checkpoint written by train_cifar10 (tensors under "model.") or a plain state dict.
-void load_checkpoint(soda::nn::Module<float>& model, const std::string& path) {
-  const auto file = soda::load_safetensors(path);
-  const std::string prefix =
-      file.contains("model." + model.state_dict().front().first) ? "model." : "";
-  soda::load_state_dict(model, file, path, prefix);
-}
-
-// A short SGD run when no checkpoint is given, so the spectrum is of a trained model.
-void train_briefly(const std::shared_ptr<soda::nn::Module<float>>& model,
-                   const examples::DataChoice& data, const Settings& s) {
-  std::cerr << "no --checkpoint: training " << s.train_epochs << " epoch(s), at most "
-            << s.train_time_budget << " s, first\n";
-  auto train_options = examples::plain_loader_options(data, s.train_batch, s.seed);
-  train_options.shuffle = true;
-  train_options.random_crop = train_options.horizontal_flip = data.augment;
-  auto test_options = examples::plain_loader_options(data, 500, s.seed);
-  soda::optim::SGD<float> optimizer(model->parameters(),
-                                    {.lr = s.train_lr, .momentum = 0.9, .weight_decay = 5e-4});
-  soda::train::TrainerOptions options;
-  options.epochs = s.train_epochs;
-  options.time_budget_seconds = s.train_time_budget;
-  options.eval_max_batches = 4;
-  options.progress = s.quiet ? nullptr : &std::cerr;
-  soda::train::Trainer<float> trainer(model, optimizer, soda::optim::LrSchedule(s.train_lr),
-                                      soda::DataLoader(data.train, train_options),
-                                      soda::DataLoader(data.test, test_options), options);
-  const auto records = trainer.fit();
-  if (!records.empty() && records.back().test) {
-    std::cerr << "trained: test accuracy on 2000 images " << 100 * records.back().test->accuracy
-              << "%\n";
-  }
 }
 
 std::string density_csv(const soda::hessian::SpectralDensity& density) {
@@ -276,9 +216,11 @@ int main(int argc, char** argv) {
     soda::Generator gen(s.seed);
     const auto model = examples::make_model(s.model_name, data.train, gen);
     if (!s.checkpoint.empty()) {
-      load_checkpoint(*model, s.checkpoint);
+      examples::load_checkpoint(*model, s.checkpoint);
     } else {
-      train_briefly(model, data, s);
+      examples::train_briefly(model, data,
+                              {s.train_epochs, s.train_batch, s.train_time_budget, s.train_lr,
+                               s.seed, s.quiet});
     }
     soda::DataLoader loader(s.split == "train" ? data.train : data.test,
                             examples::plain_loader_options(data, s.batch, s.seed));
@@ -298,7 +240,7 @@ int main(int argc, char** argv) {
               << op.kept_bytes() / (1024 * 1024) << " MiB); threads " << soda::max_threads()
               << "\n";
 
-    StageProgress progress(s.quiet);
+    examples::StageProgress progress(s.quiet);
     Json spectrum{{"data", data.name},
                   {"split", s.split},
                   {"model", model->type_name()},
