@@ -56,6 +56,15 @@ namespace detail {
 
 inline constexpr const char* integer_resnet_op = "IntegerResNet";
 
+// dyadic_factor(scale), its error naming what the factor is for.
+inline DyadicFactor named_dyadic_factor(const std::string& what, double scale) {
+  try {
+    return dyadic_factor(scale);
+  } catch (const ValueError& e) {
+    throw ValueError(std::string(integer_resnet_op) + ": " + what + " factor: " + e.what());
+  }
+}
+
 inline void check_reads(const IntegerLayer& layer, const ActivationGrid& grid,
                         const std::string& producer, std::int64_t channels) {
   const std::string where = std::string(integer_resnet_op) + ": layer '" + layer.name + "'";
@@ -197,8 +206,9 @@ class IntegerResNet {
         const float shortcut_scale = b.downsample       ? b.downsample->output.scale
                                      : p.blocks.empty() ? p.stem.output.scale
                                                         : p.blocks.back().conv2.output.scale;
-        b.shortcut_factor = dyadic_factor(static_cast<double>(shortcut_scale) /
-                                          static_cast<double>(b.conv2.output.scale));
+        b.shortcut_factor = detail::named_dyadic_factor(
+            "block ending in '" + b.conv2.name + "': shortcut",
+            static_cast<double>(shortcut_scale) / static_cast<double>(b.conv2.output.scale));
       }
       p.blocks.push_back(std::move(b));
     }
@@ -206,8 +216,9 @@ class IntegerResNet {
     const auto [height, width] = detail::check_integer_resnet(p);
     const float last_scale =
         p.blocks.empty() ? p.stem.output.scale : p.blocks.back().conv2.output.scale;
-    p.pool_factor = dyadic_factor(static_cast<double>(last_scale) /
-                                  (static_cast<double>(height * width) * p.pooled.scale));
+    p.pool_factor = detail::named_dyadic_factor(
+        "pooling",
+        static_cast<double>(last_scale) / (static_cast<double>(height * width) * p.pooled.scale));
     return IntegerResNet(std::move(p));
   }
 
