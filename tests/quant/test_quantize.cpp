@@ -30,6 +30,19 @@ TEST_CASE("quantize_weights: per-row max / (2^(b-1) - 1), round half to even, sy
   CHECK_THROWS_AS(quantize_weights(w4, 2, 6, 8), soda::ShapeError);
 }
 
+TEST_CASE("quantize_weights: 2 bits are the ternary grid at scale max|w|, stored as int4") {
+  // Row 0: scale 2; -2 -> -1, 0.99 -> 0 (0.495), 1.0 -> 0 (0.5, half to even), 1.01 -> 1, 1.5 -> 1.
+  // Row 1: all zeros, scale 1.
+  const std::vector<float> w{-2.0f, 0.99f, 1.0f, 1.01f, 1.5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  const auto q2 = quantize_weights(w, 2, 5, 2);
+  CHECK(q2.values.format == IntegerFormat::int4);
+  CHECK(q2.scales == std::vector<float>{2.0f, 1.0f});
+  CHECK(q2.values.values() == std::vector<std::int32_t>{-1, 0, 0, 1, 1, 0, 0, 0, 0, 0});
+  CHECK_THROWS_WITH_AS(quantize_weights(w, 2, 5, 1), doctest::Contains("2, 4 or 8"),
+                       soda::ValueError);
+  CHECK_THROWS_AS(quantize_activations(w, 2, 5, 1.0f, 2, false), soda::ValueError);
+}
+
 TEST_CASE("quantize_activations: unsigned after a ReLU, signed symmetric elsewhere") {
   const std::vector<float> x{255.7f, 300.0f, -3.0f, 2.5f, 3.5f, 0.49f};
   CHECK(quantize_activations(x, 2, 3, 1.0f, 8, true).values() ==

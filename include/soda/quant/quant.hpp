@@ -1,7 +1,8 @@
 // Integer-only inference (shared/spec/quantization.md): dyadic requantization, int4/int8 storage,
 // the spec's quantizers, the integer GEMM (scalar oracle and packed AVX2/AVX-512 VNNI kernels) and
 // NHWC integer convolution; for HAWQ: fake quantization (straight-through), BatchNorm folding,
-// activation calibration and the bit allocation (Pareto frontier, integer program).
+// activation calibration and the bit allocation (Pareto frontier, integer program); the
+// integer-only CIFAR ResNet compiled from a quantized plan and its safetensors model file.
 #pragma once
 
 #include "soda/quant/batch_norm_folding.hpp"
@@ -14,7 +15,10 @@
 #include "soda/quant/integer_conv2d.hpp"
 #include "soda/quant/integer_gemm.hpp"
 #include "soda/quant/integer_gemm_reference.hpp"
+#include "soda/quant/integer_layer.hpp"
 #include "soda/quant/integer_matrix.hpp"
+#include "soda/quant/integer_resnet.hpp"
+#include "soda/quant/integer_resnet_file.hpp"
 #include "soda/quant/quantize.hpp"
 #include "soda/quant/quantized_resnet.hpp"
 #include "soda/quant/quantized_resnet_plan.hpp"

@@ -1,6 +1,7 @@
 // The spec's quantizers (shared/spec/quantization.md, "Quantizers"): symmetric per-output-channel
-// weights S_w[n] = max|w[n,:]| / (2^(b−1) − 1), per-tensor activations (unsigned after a ReLU),
-// int32 bias q_b = round(b / (S_w[n]·S_a)), all rounding half to even, float32 like PyTorch.
+// weights S_w[n] = max|w[n,:]| / (2^(b−1) − 1) (b = 8, 4 or 2, the last the ternary grid),
+// per-tensor activations (unsigned after a ReLU), int32 bias q_b = round(b / (S_w[n]·S_a)), all
+// rounding half to even, float32 like PyTorch.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "soda/core/error.hpp"
 #include "soda/quant/dyadic.hpp"
 #include "soda/quant/integer_matrix.hpp"
+#include "soda/quant/quantized_resnet_plan.hpp"
 
 namespace soda::quant {
 
@@ -45,11 +47,13 @@ struct QuantizedWeights {
   std::vector<float> scales;  // S_w[n]
 };
 
-// Per-output-channel symmetric quantization of row-major w[N, K]. A row of zeros gets scale 1
+// Per-output-channel symmetric quantization of row-major w[N, K] on ±(2^(b−1) − 1), b = 8, 4 or 2:
+// 8-bit weights are stored as int8, 4- and 2-bit ones as int4 (2 bits are the ternary grid
+// {−1, 0, 1} at S_w = max|w|, which no kernel stores more densely). A row of zeros gets scale 1
 // (any scale represents it; 1 keeps the bias scale S_w·S_a finite).
 inline QuantizedWeights quantize_weights(std::span<const float> w, std::int64_t rows,
                                          std::int64_t cols, int bits) {
-  detail::check_bits("quantize_weights", bits);
+  check_weight_bits("quantize_weights", bits);
   if (rows < 0 || cols < 0 || static_cast<std::int64_t>(w.size()) != rows * cols) {
     throw ShapeError("quantize_weights: " + std::to_string(w.size()) + " weights do not fill [" +
                      std::to_string(rows) + ", " + std::to_string(cols) + "]");
