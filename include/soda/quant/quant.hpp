@@ -1,7 +1,8 @@
 // Integer-only inference (shared/spec/quantization.md): dyadic requantization, int4/int8 storage,
 // the spec's quantizers, the integer GEMM (scalar oracle and packed AVX2/AVX-512 VNNI kernels) and
 // NHWC integer convolution; for HAWQ: fake quantization (straight-through), BatchNorm folding,
-// activation calibration and the bit allocation (Pareto frontier, integer program).
+// activation calibration, per-layer sensitivities, geometry and measured latencies, and the bit
+// allocation (Pareto frontier, integer program).
 #pragma once
 
 #include "soda/quant/batch_norm_folding.hpp"
@@ -14,6 +15,9 @@
 #include "soda/quant/integer_gemm.hpp"
 #include "soda/quant/integer_gemm_reference.hpp"
 #include "soda/quant/integer_matrix.hpp"
+#include "soda/quant/latency_table.hpp"
+#include "soda/quant/layer_geometry.hpp"
 #include "soda/quant/quantize.hpp"
 #include "soda/quant/quantized_resnet_plan.hpp"
 #include "soda/quant/residual_add.hpp"
+#include "soda/quant/sensitivity.hpp"
