@@ -42,6 +42,8 @@ struct LayerSensitivity {
   std::int64_t weight_count = 0;  // elements of <name>.weight: what gets quantized
   double top_eigenvalue = std::numeric_limits<double>::quiet_NaN();  // from the report
   double average_trace = std::numeric_limits<double>::quiet_NaN();   // from the report
+  // The report's trace standard error / parameter_count (NaN from a single probe).
+  double average_trace_standard_error = std::numeric_limits<double>::quiet_NaN();
   double hawq_v1 = std::numeric_limits<double>::quiet_NaN();  // top_eigenvalue / parameter_count
   std::vector<BitPerturbation> perturbations;                 // in the order bits were asked for
 
@@ -68,6 +70,7 @@ struct LayerSensitivity {
                                   {"weight_count", weight_count},
                                   {"top_eigenvalue", top_eigenvalue},
                                   {"average_trace", average_trace},
+                                  {"average_trace_standard_error", average_trace_standard_error},
                                   {"hawq_v1", hawq_v1},
                                   {"perturbations", std::move(list)}};
   }
@@ -84,8 +87,8 @@ inline nlohmann::ordered_json sensitivities_to_json(const std::vector<LayerSensi
 inline std::string sensitivities_to_csv(const std::vector<LayerSensitivity>& layers) {
   std::ostringstream out;
   out.precision(std::numeric_limits<double>::max_digits10);
-  out << "layer,parameter_count,weight_count,top_eigenvalue,average_trace,hawq_v1,weight_bits,"
-         "squared_norm,hawq_v2\n";
+  out << "layer,parameter_count,weight_count,top_eigenvalue,average_trace,"
+         "average_trace_standard_error,hawq_v1,weight_bits,squared_norm,hawq_v2\n";
   for (const auto& layer : layers) {
     // Module names may hold any character but '.': quote the rare one with a comma or quote.
     std::string name = layer.name;
@@ -96,8 +99,9 @@ inline std::string sensitivities_to_csv(const std::vector<LayerSensitivity>& lay
     }
     for (const auto& p : layer.perturbations) {
       out << name << ',' << layer.parameter_count << ',' << layer.weight_count << ','
-          << layer.top_eigenvalue << ',' << layer.average_trace << ',' << layer.hawq_v1 << ','
-          << p.weight_bits << ',' << p.squared_norm << ',' << p.hawq_v2 << '\n';
+          << layer.top_eigenvalue << ',' << layer.average_trace << ','
+          << layer.average_trace_standard_error << ',' << layer.hawq_v1 << ',' << p.weight_bits
+          << ',' << p.squared_norm << ',' << p.hawq_v2 << '\n';
     }
   }
   return out.str();
@@ -180,6 +184,8 @@ std::vector<LayerSensitivity> layer_sensitivities(
     s.weight_count = weight->numel();
     s.top_eigenvalue = layer.top_eigenvalue;
     s.average_trace = layer.average_trace;
+    s.average_trace_standard_error =
+        layer.trace_standard_error / static_cast<double>(layer.parameter_count);
     s.hawq_v1 = layer.top_eigenvalue / static_cast<double>(layer.parameter_count);
     for (const int b : bits) {
       const double squared_norm = weight_perturbation_squared_norm(*weight, b);
@@ -207,8 +213,9 @@ inline std::vector<std::size_t> hawq_v1_order(const std::vector<LayerSensitivity
 
 // The bit allocation's input: one LayerCandidates per layer of geometry (execution order), with a
 // candidate per (weight bits, activation bits) pair: sensitivity = the layer's HAWQ-V2 Ω for those
-// weight bits (activation bits do not change it: HAWQ-V2 measures weight perturbations only),
-// size and MACs from the geometry, latency from the table (0 when none is given).
+// weight bits (activation bits do not change it: HAWQ-V2 measures weight perturbations only;
+// negative estimates within noise of 0 become 0, see below), size and MACs from the geometry,
+// latency from the table (0 when none is given).
 inline std::vector<LayerCandidates> layer_candidates(
     const std::vector<LayerSensitivity>& sensitivities, const std::vector<LayerGeometry>& geometry,
     const std::vector<std::pair<int, int>>& bit_pairs, const LatencyTable* latency = nullptr) {
@@ -253,11 +260,28 @@ inline std::vector<LayerCandidates> layer_candidates(
     }
     LayerCandidates layer{g.name, g.parameter_count, g.mac_count, {}};
     for (const auto& [wb, ab] : bit_pairs) {
-      const double sensitivity = s->perturbation(wb).hawq_v2;
+      const BitPerturbation& perturbation = s->perturbation(wb);
+      double sensitivity = perturbation.hawq_v2;
       if (!std::isfinite(sensitivity)) {
         throw ValueError(std::string(op) + ": layer \"" + g.name + "\" has HAWQ-V2 sensitivity " +
                          detail::format_number(sensitivity) + " at " + std::to_string(wb) +
                          " bits (was the report made with traces off?)");
+      }
+      // The allocation needs Ω >= 0, and at a minimum (which HAWQ assumes) tr(H_BB) >= 0. Shared
+      // Hutchinson probes are noisy for small layers, though: an estimate below 0 but within two
+      // standard errors of it is noise, and 0 the closest admissible value. One further below
+      // means real negative curvature: a model far from a minimum.
+      if (sensitivity < 0) {
+        const double standard_error = s->average_trace_standard_error * perturbation.squared_norm;
+        if (!(sensitivity + 2 * standard_error >= 0)) {
+          throw ValueError(std::string(op) + ": layer \"" + g.name + "\" has HAWQ-V2 " +
+                           "sensitivity " + detail::format_number(sensitivity) + " at " +
+                           std::to_string(wb) + " bits, negative beyond two standard errors " +
+                           "(average trace " + detail::format_number(s->average_trace) + " ± " +
+                           detail::format_number(s->average_trace_standard_error) +
+                           "); the model is far from a minimum: train it first");
+        }
+        sensitivity = 0;
       }
       layer.candidates.push_back(
           {wb, ab, sensitivity, latency != nullptr ? latency->seconds(g.name, wb, ab) : 0.0});
