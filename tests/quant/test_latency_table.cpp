@@ -141,7 +141,13 @@ TEST_CASE("LatencyTable: a missing or corrupt file is an error naming the file")
   CHECK_THROWS_WITH_AS(LatencyTable::load(missing.path.string()),
                        doctest::Contains(("cannot open '" + missing.path.string() + "'").c_str()),
                        soda::IoError);
-  CHECK_THROWS_WITH_AS(LatencyTable::from_json(nlohmann::ordered_json::array()),
-                       doctest::Contains("expected an object with an \"entries\" array"),
-                       soda::ValueError);
+  CHECK_THROWS_WITH_AS(
+      LatencyTable::from_json(nlohmann::ordered_json::parse(R"({"batch": 0, "entries": []})")),
+      doctest::Contains("batch must be at least 1, got 0"), soda::ValueError);
+  CHECK_THROWS_WITH_AS(LatencyTable::from_json(nlohmann::ordered_json::parse(R"({"entries": []})")),
+                       doctest::Contains("expected an object with \"batch\""), soda::ValueError);
+  CHECK_THROWS_WITH_AS(
+      LatencyTable::from_json(nlohmann::ordered_json::array()),
+      doctest::Contains("expected an object with \"batch\" and an \"entries\" array"),
+      soda::ValueError);
 }

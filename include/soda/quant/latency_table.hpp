@@ -94,10 +94,15 @@ class LatencyTable {
                                 const std::string& where = "JSON") {
     const std::string op = "LatencyTable::from_json (" + where + ")";
     try {
-      if (!json.is_object() || !json.contains("entries") || !json.at("entries").is_array()) {
-        throw ValueError(op + ": expected an object with an \"entries\" array");
+      if (!json.is_object() || !json.contains("entries") || !json.at("entries").is_array() ||
+          !json.contains("batch")) {
+        throw ValueError(op + ": expected an object with \"batch\" and an \"entries\" array");
       }
-      LatencyTable table(json.value("batch", std::int64_t{1}), json.value("kernel", std::string{}));
+      // The batch says what the seconds are the time of; the kernel is only for the record.
+      const auto batch = json.at("batch").get<std::int64_t>();
+      if (batch < 1)
+        throw ValueError(op + ": batch must be at least 1, got " + std::to_string(batch));
+      LatencyTable table(batch, json.value("kernel", std::string{}));
       const auto& list = json.at("entries");
       for (std::size_t i = 0; i < list.size(); ++i) {
         const auto& e = list[i];
