@@ -168,6 +168,17 @@ TEST_CASE("layer_sensitivities: the report's figures times the spec quantizer's 
   CHECK_THROWS_WITH_AS(soda::quant::layer_sensitivities(*problem.model, foreign),
                        doctest::Contains("lists stem.weight, which the model lacks"),
                        soda::ValueError);
+  LayerReport shrunk = report;
+  shrunk.layers[0].parameter_count = 5;
+  CHECK_THROWS_WITH_AS(soda::quant::layer_sensitivities(*problem.model, shrunk),
+                       doctest::Contains("\"conv1\" has 5 parameters, fewer than the 18"),
+                       soda::ShapeError);
+  // A block without the weight (fc's bias alone) carries no curvature of it: skipped.
+  LayerReport bias_only = report;
+  bias_only.layers.back().parameter_names = {"fc.bias"};
+  const auto without_fc = soda::quant::layer_sensitivities(*problem.model, bias_only);
+  CHECK(without_fc.size() == layers.size() - 1);
+  CHECK(without_fc.back().name == "layer3.0.downsample.0");
 }
 
 TEST_CASE("layer_sensitivities: orderings are reproducible for one seed") {

@@ -4,6 +4,7 @@
 // 2021).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -166,18 +167,25 @@ std::vector<LayerSensitivity> layer_sensitivities(
   std::vector<LayerSensitivity> out;
   for (const auto& layer : report.layers) {
     const std::string weight_name = layer.name + ".weight";
+    // Only a block that holds the weight has the weight's curvature (a report of a block operator
+    // on biases alone has none); anything else holds nothing quantized.
+    if (std::find(layer.parameter_names.begin(), layer.parameter_names.end(), weight_name) ==
+        layer.parameter_names.end()) {
+      continue;
+    }
     const Tensor<T>* weight = find_weight(weight_name);
     if (weight == nullptr) {
-      for (const auto& listed : layer.parameter_names) {
-        if (listed == weight_name) {
-          throw ValueError(std::string(op) + ": the report's layer \"" + layer.name + "\" lists " +
-                           weight_name +
-                           ", which the model lacks; was the report made on another model?");
-        }
-      }
-      continue;  // a layer of biases or scalars only: nothing quantized
+      throw ValueError(std::string(op) + ": the report's layer \"" + layer.name + "\" lists " +
+                       weight_name +
+                       ", which the model lacks; was the report made on another model?");
     }
     if (weight->ndim() != 4 && weight->ndim() != 2) continue;  // BatchNorm's γ (rank 1)
+    if (layer.parameter_count < weight->numel()) {
+      throw ShapeError(std::string(op) + ": the report's layer \"" + layer.name + "\" has " +
+                       std::to_string(layer.parameter_count) + " parameters, fewer than the " +
+                       std::to_string(weight->numel()) + " of the model's " + weight_name +
+                       "; was the report made on another model?");
+    }
     LayerSensitivity s;
     s.name = layer.name;
     s.parameter_count = layer.parameter_count;
