@@ -57,7 +57,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // Runs one estimator stage, ends its progress line and records its time under `name`.
 template <class Run>
-auto timed_stage(Json& timings, const std::string& name, examples::StageProgress& progress, Run&& run) {
+auto timed_stage(Json& timings, const std::string& name, examples::StageProgress& progress,
+                 Run&& run) {
   const auto start = std::chrono::steady_clock::now();
   auto result = run();
   progress.finish();
@@ -218,9 +219,9 @@ int main(int argc, char** argv) {
     if (!s.checkpoint.empty()) {
       examples::load_checkpoint(*model, s.checkpoint);
     } else {
-      examples::train_briefly(model, data,
-                              {s.train_epochs, s.train_batch, s.train_time_budget, s.train_lr,
-                               s.seed, s.quiet});
+      examples::train_briefly(
+          model, data,
+          {s.train_epochs, s.train_batch, s.train_time_budget, s.train_lr, s.seed, s.quiet});
     }
     soda::DataLoader loader(s.split == "train" ? data.train : data.test,
                             examples::plain_loader_options(data, s.batch, s.seed));

@@ -51,8 +51,7 @@ inline soda::quant::BitConfiguration configuration_of(
 // A uniform configuration's totals over the same layers (its sensitivity from the candidates
 // with those bits, when present).
 inline soda::quant::BitAllocation uniform_allocation(
-    const std::vector<soda::quant::LayerCandidates>& layers, int weight_bits,
-    int activation_bits) {
+    const std::vector<soda::quant::LayerCandidates>& layers, int weight_bits, int activation_bits) {
   soda::quant::BitAllocation out;
   for (const auto& layer : layers) {
     out.size_bits += layer.parameter_count * weight_bits;

@@ -45,9 +45,9 @@ struct IntegerEvaluation {
   double accuracy = 0, images_per_second = 0;
   std::int64_t images = 0;
   // Against the fake-quantized simulation on the same images:
-  double argmax_agreement = 0;        // fraction of images with the same prediction
-  double logits_within_one = 0;       // fraction of logit codes that differ by at most 1
-  double images_within_one = 0;       // fraction of images all of whose codes do
+  double argmax_agreement = 0;   // fraction of images with the same prediction
+  double logits_within_one = 0;  // fraction of logit codes that differ by at most 1
+  double images_within_one = 0;  // fraction of images all of whose codes do
   std::int64_t max_code_difference = 0;
 
   nlohmann::ordered_json to_json() const {

@@ -113,8 +113,9 @@ Json run_configuration(const Configuration& config, const soda::models::ResNetCi
                          network.forward_codes(test.front().inputs).bytes;
   if (!identical) throw soda::Error("hawq: " + file.string() + " does not reload bit for bit");
   std::cerr << config.name << ": simulated accuracy " << 100 * before.accuracy << "% -> "
-            << 100 * after.accuracy << "% after fine-tuning; integer-only " << 100 * integer.accuracy
-            << "%, argmax agreement " << 100 * integer.argmax_agreement << "%\n";
+            << 100 * after.accuracy << "% after fine-tuning; integer-only "
+            << 100 * integer.accuracy << "%, argmax agreement " << 100 * integer.argmax_agreement
+            << "%\n";
   return {{"name", config.name},
           {"description", config.description},
           {"size_bits", config.totals.size_bits},
@@ -143,9 +144,9 @@ std::string markdown_table(const Json& fp32, const Json& rows) {
   for (const auto& row : rows) {
     out << "| " << row["name"].get<std::string>() << " | " << std::setprecision(3)
         << row["size_bits"].get<double>() / 8e6 << " | " << std::setprecision(2)
-        << row["size_bits"].get<double>() / int8_bits << " | "
-        << row["bops"].get<double>() / 1e9 << " | " << 100 * row["simulated_accuracy"].get<double>()
-        << " | " << 100 * row["integer"]["accuracy"].get<double>() << " | "
+        << row["size_bits"].get<double>() / int8_bits << " | " << row["bops"].get<double>() / 1e9
+        << " | " << 100 * row["simulated_accuracy"].get<double>() << " | "
+        << 100 * row["integer"]["accuracy"].get<double>() << " | "
         << 100 * row["integer"]["argmax_agreement_with_simulation"].get<double>() << " | "
         << row["integer"]["images_per_second"].get<double>() /
                fp32["images_per_second"].get<double>()
@@ -169,7 +170,9 @@ std::string table_csv(const Json& fp32, const Json& rows) {
   return out.str();
 }
 
-void write_text(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
 
 int run(const Settings& s) {
   const fs::path out(s.out_dir);
@@ -189,14 +192,13 @@ int run(const Settings& s) {
   std::cerr << "data: " << data.name << "; model: " << model->type_name() << " ("
             << model->parameter_count() << " parameters); threads: " << soda::max_threads() << "\n";
 
-  const Batches test =
-      first_images(data.test, examples::plain_loader_options(data, s.eval_batch, s.seed),
-                   s.eval_images);
+  const Batches test = first_images(
+      data.test, examples::plain_loader_options(data, s.eval_batch, s.seed), s.eval_images);
   auto calibration_options = examples::plain_loader_options(data, 128, s.seed + 1);
   calibration_options.shuffle = true;
   const Batches calibration = first_images(data.train, calibration_options, s.calibration_images);
-  const Batches hessian_batches = first_images(
-      data.train, examples::plain_loader_options(data, 128, s.seed), s.hessian_images);
+  const Batches hessian_batches =
+      first_images(data.train, examples::plain_loader_options(data, 128, s.seed), s.hessian_images);
 
   Json timings;
   auto start = std::chrono::steady_clock::now();
@@ -226,17 +228,21 @@ int run(const Settings& s) {
   const auto low_bit_pairs = hawq::parse_bit_pairs(s.low_bit_pairs);
   hawq::BitPairs all_pairs = low_bit_pairs;
   for (const auto& pair : mixed_pairs) {
-    if (std::find(all_pairs.begin(), all_pairs.end(), pair) == all_pairs.end()) all_pairs.push_back(pair);
+    if (std::find(all_pairs.begin(), all_pairs.end(), pair) == all_pairs.end())
+      all_pairs.push_back(pair);
   }
   for (const auto& pair : {std::pair{8, 8}, std::pair{4, 4}, std::pair{4, 8}}) {
-    if (std::find(all_pairs.begin(), all_pairs.end(), pair) == all_pairs.end()) all_pairs.push_back(pair);
+    if (std::find(all_pairs.begin(), all_pairs.end(), pair) == all_pairs.end())
+      all_pairs.push_back(pair);
   }
   const auto latency = soda::quant::measure_layer_latency(geometry, all_pairs, s.latency_batch,
                                                           s.latency_repetitions, s.seed);
   timings["latency_table_seconds"] = hawq::seconds_since(start);
 
-  const auto all_candidates = soda::quant::layer_candidates(sensitivities, geometry, all_pairs, &latency);
-  const auto mixed_candidates = soda::quant::layer_candidates(sensitivities, geometry, mixed_pairs, &latency);
+  const auto all_candidates =
+      soda::quant::layer_candidates(sensitivities, geometry, all_pairs, &latency);
+  const auto mixed_candidates =
+      soda::quant::layer_candidates(sensitivities, geometry, mixed_pairs, &latency);
   const auto low_bit_candidates =
       soda::quant::layer_candidates(sensitivities, geometry, low_bit_pairs, &latency);
   const std::int64_t int8_bits = hawq::total_size_bits(mixed_candidates, 8);
@@ -245,8 +251,8 @@ int run(const Settings& s) {
 
   start = std::chrono::steady_clock::now();
   const auto frontier = soda::quant::pareto_frontier(mixed_candidates);
-  const auto frontier_choice =
-      soda::quant::choose_at_size_budget(frontier, s.size_fraction * static_cast<double>(int8_bits));
+  const auto frontier_choice = soda::quant::choose_at_size_budget(
+      frontier, s.size_fraction * static_cast<double>(int8_bits));
   soda::quant::AllocationLimits limits;
   limits.size_bits = s.size_fraction * static_cast<double>(int8_bits);
   if (s.bops_fraction) limits.bops = *s.bops_fraction * static_cast<double>(int8.bops);
@@ -258,17 +264,21 @@ int run(const Settings& s) {
   write_text(out / "frontier.csv", hawq::frontier_csv(frontier));
   examples::plot_with_gnuplot(
       out, "frontier",
-      "set datafile separator ','\nset xlabel 'weights (MB)'\nset ylabel 'Σ tr(H)/n · ‖Q(W) − W‖²'\n"
+      "set datafile separator ','\nset xlabel 'weights (MB)'\nset ylabel 'Σ tr(H)/n · ‖Q(W) − "
+      "W‖²'\n"
       "set logscale y\nset title 'HAWQ-V2 Pareto frontier'\nplot 'frontier.csv' every ::1 using "
       "2:3 with linespoints pt 7 ps 0.5 notitle\n");
 
   const std::vector<Configuration> configurations{
       {"uniform_w8a8", "uniform INT8", soda::quant::BitConfiguration::uniform(8, 8), int8},
       {"uniform_w4a8", "uniform INT4 weights, INT8 activations",
-       soda::quant::BitConfiguration::uniform(4, 8), hawq::uniform_allocation(all_candidates, 4, 8)},
+       soda::quant::BitConfiguration::uniform(4, 8),
+       hawq::uniform_allocation(all_candidates, 4, 8)},
       {"uniform_w4a4", "uniform INT4", soda::quant::BitConfiguration::uniform(4, 4),
        hawq::uniform_allocation(all_candidates, 4, 4)},
-      {"mixed", "HAWQ-V3 ILP over " + s.mixed_pairs + " at size <= " + std::to_string(s.size_fraction) + " x INT8",
+      {"mixed",
+       "HAWQ-V3 ILP over " + s.mixed_pairs + " at size <= " + std::to_string(s.size_fraction) +
+           " x INT8",
        hawq::configuration_of(mixed), mixed},
       {"mixed_low_bit", "HAWQ-V3 ILP over " + s.low_bit_pairs + " at the uniform INT4 size",
        hawq::configuration_of(low_bit), low_bit}};
@@ -302,7 +312,8 @@ int run(const Settings& s) {
       {"hawq_v1_fine_tuning_order", v1_order},
       {"latency_table", latency.to_json()},
       {"pareto_frontier", hawq::frontier_json(frontier)},
-      {"frontier_choice_at_budget", soda::quant::describe_allocation(mixed_candidates, frontier_choice.choices).to_json()},
+      {"frontier_choice_at_budget",
+       soda::quant::describe_allocation(mixed_candidates, frontier_choice.choices).to_json()},
       {"ilp_choice_at_budget", mixed.to_json()},
       {"ilp_choice_at_int4_size", low_bit.to_json()},
       {"configurations", rows},
@@ -312,7 +323,7 @@ int run(const Settings& s) {
   write_text(out / "latency.json", latency.to_json().dump(2) + "\n");
   {
     std::ofstream csv(out / "sensitivity.csv");
-    csv << soda::quant::sensitivity_csv(sensitivities);
+    csv << soda::quant::sensitivities_to_csv(sensitivities);
   }
   std::cout << markdown_table(fp32_json, rows);
   std::cout << "V2 frontier and V3 ILP at the budget agree: "
@@ -332,11 +343,14 @@ int main(int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   Settings s;
   app.add_option("--checkpoint", s.checkpoint, "a trained model (train_cifar10's checkpoint)");
-  app.add_option("--data", s.data_dir, "CIFAR-10 binaries (default: Fashion-MNIST, else synthetic)");
+  app.add_option("--data", s.data_dir,
+                 "CIFAR-10 binaries (default: Fashion-MNIST, else synthetic)");
   app.add_option("--model", s.model_name, "resnet20|resnet32|resnet44|resnet56 (suffix -nobn)");
   app.add_option("--out", s.out_dir, "output folder");
-  app.add_option("--train-epochs", s.training.epochs, "without --checkpoint: epochs to train first");
-  app.add_option("--train-time-budget", s.training.time_budget_seconds, "... and at most these seconds");
+  app.add_option("--train-epochs", s.training.epochs,
+                 "without --checkpoint: epochs to train first");
+  app.add_option("--train-time-budget", s.training.time_budget_seconds,
+                 "... and at most these seconds");
   app.add_option("--eval-images", s.eval_images, "test images to evaluate on (-1: all)");
   app.add_option("--calibration-images", s.calibration_images, "training images for calibration");
   app.add_option("--calibration-percentile", s.calibration_percentile,
@@ -351,7 +365,8 @@ int main(int argc, char** argv) {
                  "mixed: latency limit as a fraction of INT8's (from the measured table)");
   app.add_option("--mixed-bits", s.mixed_pairs, "mixed: candidate weight:activation bits");
   app.add_option("--low-bit-bits", s.low_bit_pairs, "mixed at INT4 size: candidate bits");
-  app.add_option("--qat-steps", s.qat_steps, "quantization-aware fine-tuning steps per configuration");
+  app.add_option("--qat-steps", s.qat_steps,
+                 "quantization-aware fine-tuning steps per configuration");
   app.add_option("--qat-lr", s.qat_lr, "fine-tuning SGD learning rate");
   app.add_option("--seed", s.seed, "seed for data order, probes and the short training");
   app.add_option("--threads", s.threads, "OpenMP threads (0: all)");
