@@ -90,6 +90,53 @@ TEST_CASE("integer_conv2d equals a direct convolution (padding, strides, 1×1, 4
   }
 }
 
+TEST_CASE("integer_conv2d_residual equals a direct convolution followed by residual_add") {
+  std::mt19937 gen(37);
+  const IntegerConv2dGeometry g{
+      .batch = 2, .height = 6, .width = 5, .kernel_h = 3, .kernel_w = 3, .pad_h = 1, .pad_w = 1};
+  for (const std::int64_t cin : {3, 8}) {
+    for (const auto wf : {IntegerFormat::int8, IntegerFormat::int4}) {
+      for (const auto shortcut_format :
+           {IntegerFormat::uint8, IntegerFormat::int8, IntegerFormat::uint4}) {
+        for (const auto out_format : {IntegerFormat::uint8, IntegerFormat::uint4}) {
+          CAPTURE(cin);
+          CAPTURE(format_name(shortcut_format));
+          CAPTURE(format_name(out_format));
+          const std::int64_t cout = 18, rows = g.batch * g.out_h() * g.out_w();
+          const auto x =
+              random_matrix(g.batch * g.height * g.width, cin, IntegerFormat::uint8, gen);
+          const auto w = random_matrix(cout, 9 * cin, wf, gen);
+          const auto bias = random_values(cout, -1000, 1000, gen);
+          const auto shortcut = random_matrix(rows, cout, shortcut_format, gen);
+          std::vector<DyadicFactor> factors, shortcut_factors;
+          for (std::int64_t n = 0; n < cout; ++n) {
+            factors.push_back(dyadic_factor(1.0 / (200 + 37 * n)));
+            shortcut_factors.push_back(dyadic_factor(0.3 + 0.05 * n));
+          }
+          const auto acc = direct_conv(x, w, bias, g);
+          auto got = IntegerMatrix::zeros(rows, cout, out_format);
+          integer_conv2d_residual(x, pack_weights(w), bias, g, factors, shortcut, shortcut_factors,
+                                  true, got);
+          for (std::int64_t m = 0; m < rows; ++m) {
+            for (std::int64_t n = 0; n < cout; ++n) {
+              REQUIRE(got.at(m, n) == residual_add(acc[m * cout + n], factors[n], shortcut.at(m, n),
+                                                   shortcut_factors[n], 0, format_max(out_format)));
+            }
+          }
+        }
+      }
+    }
+  }
+  const auto x = IntegerMatrix::zeros(2 * 6 * 5, 8, IntegerFormat::uint8);
+  const auto w = pack_weights(IntegerMatrix::zeros(4, 9 * 8, IntegerFormat::int8));
+  const std::vector<DyadicFactor> four(4, dyadic_factor(0.5));
+  auto out = IntegerMatrix::zeros(60, 4, IntegerFormat::uint8);
+  CHECK_THROWS_WITH_AS(
+      integer_conv2d_residual(x, w, {}, g, four, IntegerMatrix::zeros(59, 4, IntegerFormat::uint8),
+                              four, true, out),
+      doctest::Contains("shortcut uint8 [59, 4] does not match"), soda::ShapeError);
+}
+
 TEST_CASE("integer_conv2d names the shapes that do not agree") {
   const auto x = IntegerMatrix::zeros(2 * 5 * 5, 4, IntegerFormat::uint8);
   const auto w = pack_weights(IntegerMatrix::zeros(8, 3 * 3 * 5, IntegerFormat::int8));

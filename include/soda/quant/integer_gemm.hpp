@@ -118,6 +118,52 @@ inline void integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
   detail::run_integer_gemm(a, b, bias, detail::int32_tile_store(out.data(), b.rows));
 }
 
+namespace detail {
+
+// The store that requantizes each finished tile per column into out's format (int8, uint8, int4
+// or uint4; 4-bit outputs packed along n, the next layer's K). The caller checked the shapes.
+inline auto requantizing_tile_store(const Requantization& requantization, IntegerMatrix& out) {
+  const std::int32_t lo = output_lo(out.format, requantization.relu);
+  const std::int32_t hi = format_max(out.format);
+  const DyadicFactor* factors = requantization.factors.data();
+  return [lo, hi, factors, &out](std::int64_t m0, std::int64_t n0, std::int64_t rows,
+                                 std::int64_t cols, const std::int32_t* tile, std::int64_t ldc) {
+    // requantize() with each column's terms hoisted out of the row loop.
+    std::int64_t multiplier[gemm_nc], rounding[gemm_nc];
+    int shift[gemm_nc];
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const DyadicFactor f = factors[n0 + j];
+      multiplier[j] = f.multiplier;
+      shift[j] = f.shift;
+      rounding[j] = f.shift > 0 ? std::int64_t{1} << (f.shift - 1) : 0;
+    }
+    std::uint8_t values[gemm_nc];
+    const std::int64_t low = lo, high = hi;  // locals: no reload, a branch-free clamp
+    const bool nibbles = is_4bit(out.format);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int32_t* acc = tile + r * ldc;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const std::int64_t v =
+            std::min(std::max((acc[j] * multiplier[j] + rounding[j]) >> shift[j], low), high);
+        values[j] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(v) & 0xFFu);
+      }
+      if (nibbles) {  // n0 is even, so the tile's bytes are its own
+        std::uint8_t* row = out.bytes.data() + (m0 + r) * out.row_bytes() + n0 / 2;
+        for (std::int64_t j = 0; j + 1 < cols; j += 2) {
+          row[j / 2] = static_cast<std::uint8_t>((values[j] & 0x0F) | (values[j + 1] << 4));
+        }
+        // An odd last column (odd N) leaves the padding nibble zero.
+        if (cols % 2 == 1) row[cols / 2] = values[cols - 1] & 0x0F;
+      } else {
+        std::memcpy(out.bytes.data() + (m0 + r) * out.cols + n0, values,
+                    static_cast<std::size_t>(cols));
+      }
+    }
+  };
+}
+
+}  // namespace detail
+
 // out[m, n] = requantize(acc[m, n], factors[n], lo, hi) in out's format (int8, uint8, int4 or
 // uint4; 4-bit outputs packed along n, the next layer's K).
 inline void integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
@@ -127,45 +173,7 @@ inline void integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
   detail::check_packed(op, b);
   detail::check_gemm_operands(op, a, b.rows, b.cols, b.format, bias);
   detail::check_requantized_output(op, a.rows, b.rows, requantization, out);
-  const std::int32_t lo = detail::output_lo(out.format, requantization.relu);
-  const std::int32_t hi = format_max(out.format);
-  const DyadicFactor* factors = requantization.factors.data();
-  const bool nibbles = is_4bit(out.format);
-  detail::run_integer_gemm(
-      a, b, bias,
-      [&](std::int64_t m0, std::int64_t n0, std::int64_t rows, std::int64_t cols,
-          const std::int32_t* tile, std::int64_t ldc) {
-        // requantize() with each column's terms hoisted out of the row loop.
-        std::int64_t multiplier[detail::gemm_nc], rounding[detail::gemm_nc];
-        int shift[detail::gemm_nc];
-        for (std::int64_t j = 0; j < cols; ++j) {
-          const DyadicFactor f = factors[n0 + j];
-          multiplier[j] = f.multiplier;
-          shift[j] = f.shift;
-          rounding[j] = f.shift > 0 ? std::int64_t{1} << (f.shift - 1) : 0;
-        }
-        std::uint8_t values[detail::gemm_nc];
-        const std::int64_t low = lo, high = hi;  // locals: no reload, a branch-free clamp
-        for (std::int64_t r = 0; r < rows; ++r) {
-          const std::int32_t* acc = tile + r * ldc;
-          for (std::int64_t j = 0; j < cols; ++j) {
-            const std::int64_t v =
-                std::min(std::max((acc[j] * multiplier[j] + rounding[j]) >> shift[j], low), high);
-            values[j] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(v) & 0xFFu);
-          }
-          if (nibbles) {  // n0 is even, so the tile's bytes are its own
-            std::uint8_t* row = out.bytes.data() + (m0 + r) * out.row_bytes() + n0 / 2;
-            for (std::int64_t j = 0; j + 1 < cols; j += 2) {
-              row[j / 2] = static_cast<std::uint8_t>((values[j] & 0x0F) | (values[j + 1] << 4));
-            }
-            // An odd last column (odd N) leaves the padding nibble zero.
-            if (cols % 2 == 1) row[cols / 2] = values[cols - 1] & 0x0F;
-          } else {
-            std::memcpy(out.bytes.data() + (m0 + r) * out.cols + n0, values,
-                        static_cast<std::size_t>(cols));
-          }
-        }
-      });
+  detail::run_integer_gemm(a, b, bias, detail::requantizing_tile_store(requantization, out));
 }
 
 // The same, packing B on the fly (pack once with pack_weights when B is reused).

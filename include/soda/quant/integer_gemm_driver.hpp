@@ -28,10 +28,9 @@ constexpr std::int64_t gemm_parallel_macs = std::int64_t{1} << 22;
 // Integer sums are exact modulo 2^32 in any order, so the result does not depend on the thread
 // count.
 template <class Store>
-void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
-                      std::span<const std::int32_t> bias, Store&& store) {
-  const PackedActivations pa = pack_activations(a, quad_groups(b.kernel, b.format));
-  const std::int64_t m_total = a.rows, n_total = b.rows;
+void run_packed_integer_gemm(const PackedActivations& pa, const PackedWeights& b,
+                             std::span<const std::int32_t> bias, Store&& store) {
+  const std::int64_t m_total = pa.rows, n_total = b.rows;
   const std::int64_t tiles_m = ceil_div(m_total, gemm_mc), tiles_n = ceil_div(n_total, gemm_nc);
   const std::int64_t kc = gemm_kc / group_size(b.kernel, b.format);
   // Nibble panels: AVX2 quads (widened to 4 bytes per column and group) or portable pairs (2).
@@ -43,7 +42,7 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
     widened_kernels[r] = select_micro_kernel(b.kernel, WeightLayout::int4_widened, r);
   }
   const bool compensate = pa.shifted;
-  const bool parallel = m_total * n_total * std::max<std::int64_t>(a.cols, 1) >= gemm_parallel_macs;
+  const bool parallel = m_total * n_total * std::max<std::int64_t>(b.cols, 1) >= gemm_parallel_macs;
 #pragma omp parallel if (parallel)
   {
     std::vector<std::int32_t> tile(static_cast<std::size_t>(gemm_mc * gemm_nc));
@@ -101,6 +100,14 @@ void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
       store(m0, n0, rows, cols, static_cast<const std::int32_t*>(tile.data()), gemm_nc);
     }
   }
+}
+
+// The same for A[M, K] packed here (a convolution packs its windows itself, skipping im2col).
+template <class Store>
+void run_integer_gemm(const IntegerMatrix& a, const PackedWeights& b,
+                      std::span<const std::int32_t> bias, Store&& store) {
+  run_packed_integer_gemm(pack_activations(a, quad_groups(b.kernel, b.format)), b, bias,
+                          std::forward<Store>(store));
 }
 
 // The store that copies each finished tile into row-major int32 C[M, n_total] at out.

@@ -228,15 +228,6 @@ inline IntegerActivations run_requantized(const IntegerLayer& layer, const Integ
   return y;
 }
 
-// The layer's int32 accumulators conv(x) + bias, [batch·OH·OW, out] row-major.
-inline std::vector<std::int32_t> run_accumulators(const IntegerLayer& layer,
-                                                  const IntegerActivations& x, std::int64_t batch) {
-  std::vector<std::int32_t> acc(static_cast<std::size_t>(
-      batch * layer.out_height(x.height) * layer.out_width(x.width) * layer.out_channels));
-  integer_conv2d(x.values, layer.packed, layer.bias, layer.geometry(batch, x.height, x.width), acc);
-  return acc;
-}
-
 inline nlohmann::ordered_json to_json(const ActivationGrid& grid) {
   return {{"scale", grid.scale}, {"bits", grid.bits}, {"is_unsigned", grid.is_unsigned}};
 }

@@ -422,18 +422,21 @@ class IntegerResNet {
                                       std::int64_t batch) {
     const IntegerActivations t = run_requantized(block.conv1, h, batch, true);
     if (!block.residual) return run_requantized(block.conv2, t, batch, true);
-    const std::vector<std::int32_t> acc = run_accumulators(block.conv2, t, batch);
+    const std::int64_t out_height = block.conv2.out_height(t.height),
+                       out_width = block.conv2.out_width(t.width);
     IntegerActivations out{
-        IntegerMatrix::zeros(static_cast<std::int64_t>(acc.size()) / block.conv2.out_channels,
-                             block.conv2.out_channels, block.conv2.output.format()),
-        block.conv2.out_height(t.height), block.conv2.out_width(t.width)};
-    if (block.downsample) {
-      const IntegerActivations shortcut = run_requantized(*block.downsample, h, batch, false);
-      residual_add(acc, block.conv2.factors, shortcut.values, block.shortcut_factor, true,
-                   out.values);
-    } else {
-      residual_add(acc, block.conv2.factors, h.values, block.shortcut_factor, true, out.values);
-    }
+        IntegerMatrix::zeros(batch * out_height * out_width, block.conv2.out_channels,
+                             block.conv2.output.format()),
+        out_height, out_width};
+    // The residual addition runs in conv2's epilogue, on each finished tile.
+    const auto geometry = block.conv2.geometry(batch, t.height, t.width);
+    IntegerActivations projected;
+    if (block.downsample) projected = run_requantized(*block.downsample, h, batch, false);
+    const IntegerMatrix& shortcut = block.downsample ? projected.values : h.values;
+    const std::vector<DyadicFactor> shortcut_factors(
+        static_cast<std::size_t>(block.conv2.out_channels), block.shortcut_factor);
+    integer_conv2d_residual(t.values, block.conv2.packed, block.conv2.bias, geometry,
+                            block.conv2.factors, shortcut, shortcut_factors, true, out.values);
     return out;
   }
 
