@@ -195,10 +195,6 @@ class FakeQuantizedConv2d : public nn::Module<T> {
   std::string type_name() const override { return "FakeQuantizedConv2d"; }
 
   void set_input_scale(std::optional<float> scale) { input_scale_ = scale; }
-  void set_weight_bits(int bits) {
-    check_weight_bits("FakeQuantizedConv2d", bits);
-    weight_bits_ = bits;
-  }
   int weight_bits() const { return weight_bits_; }
   const Tensor<T>& weight() const { return weight_; }
   const Tensor<T>& bias() const { return bias_; }
@@ -257,10 +253,6 @@ class FakeQuantizedLinear : public nn::Module<T> {
   std::string type_name() const override { return "FakeQuantizedLinear"; }
 
   void set_input_scale(std::optional<float> scale) { input_scale_ = scale; }
-  void set_weight_bits(int bits) {
-    check_weight_bits("FakeQuantizedLinear", bits);
-    weight_bits_ = bits;
-  }
   int weight_bits() const { return weight_bits_; }
   const Tensor<T>& weight() const { return weight_; }
   const Tensor<T>& bias() const { return bias_; }
