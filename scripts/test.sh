@@ -10,9 +10,9 @@ soda_install_packages python3-torch
 
 jobs="$(nproc)"
 
-# Unity builds (16 sources per compiler run) parse the headers once per batch instead of once per
+# Unity builds (up to 32 sources per compiler run: one per test area) parse the headers once per batch instead of once per
 # test file: about 4x less compile time, which keeps CI well inside its budget on 2 cores.
-unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16)
+unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=32)
 generator=(-G Ninja)
 
 # 1. Release build: everything.
