@@ -305,3 +305,32 @@ TEST_CASE("hvp in float agrees with double to 1e-3") {
   CHECK(std::sqrt(diff / norm) < 1e-3);
   CHECK(std::sqrt(gdiff / gnorm) < 1e-4);
 }
+
+TEST_CASE("gradients and H·v come back contiguous, whatever view a rule left behind") {
+  // matmul by Wᵀ (as nn::Linear computes) leaves W's gradient a transposed view, and a broadcast
+  // scalar leaves a stride-0 one: callers must be able to read data() of every result.
+  const auto x = normal({5, 4}, 1);
+  const Params params{normal({3, 4}, 2), normal({1}, 3)};
+  auto f = [&](const Params& p) {
+    const auto y = soda::matmul(x, soda::transpose(p[0], 0, 1)) + p[1];
+    return soda::sum(soda::square(y));
+  };
+  soda::Generator gen(4);
+  const auto v = random_like(params, gen);
+  const auto [value, grads, hv] = soda::value_grad_hvp(f, params, v);
+  for (const auto& results : {soda::grad(f, params), grads, hv}) {
+    for (const auto& g : results) {
+      CHECK(g.is_contiguous());
+      CHECK_NOTHROW((void)g.data());
+    }
+  }
+  CHECK(relative_error(numerical_gradient(f, params), grads) < 1e-6);
+  // A module read by handle: nn::Linear's weight gradient.
+  soda::Generator layer_gen(5);
+  soda::nn::Linear<double> layer(4, 3, layer_gen);
+  auto loss = [&] { return soda::sum(soda::square(layer(x))); };
+  for (const auto& g : soda::grad(loss, layer.parameters())) {
+    CHECK(g.is_contiguous());
+    CHECK_NOTHROW((void)g.data());
+  }
+}

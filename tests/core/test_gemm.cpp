@@ -131,6 +131,52 @@ TEST_SUITE("core/gemm") {
     CHECK(MatrixView<double>{p, 1, 4, 1, 1}.column_major());
   }
 
+  TEST_CASE("gemm reads size-1 dimensions with any stride, 0 included, at sizes that reach BLAS") {
+    using soda::detail::MatrixView;
+    // Broadcasting gives extent-1 dimensions a stride of 0; BLAS rejects a leading dimension of 0
+    // (OpenBLAS then returned without computing: the README's H·v was wrong by a factor of 22).
+    for (const std::int64_t m : {1, 2, 37})
+      for (const std::int64_t k : {1, 2, 37})
+        for (const std::int64_t n : {1, 2, 37}) {
+          const auto abuf = oracle::uniform(static_cast<std::size_t>(m * k), 80);
+          const auto bbuf = oracle::uniform(static_cast<std::size_t>(k * n), 81);
+          for (const std::int64_t free_stride : {0, 1, 5}) {
+            CAPTURE(m);
+            CAPTURE(k);
+            CAPTURE(n);
+            CAPTURE(free_stride);
+            // Row-major a and column-major b, with the strides of their size-1 dims set freely.
+            const MatrixView<double> a{abuf.data(), m, k, m == 1 ? free_stride : k,
+                                       k == 1 ? free_stride : 1};
+            const MatrixView<double> b{bbuf.data(), k, n, k == 1 ? free_stride : 1,
+                                       n == 1 ? free_stride : k};
+            std::vector<double> c(static_cast<std::size_t>(m * n), -7.0);
+            soda::detail::gemm(a, b, c.data());
+            for (std::int64_t i = 0; i < m; ++i)
+              for (std::int64_t j = 0; j < n; ++j) {
+                long double s = 0;
+                for (std::int64_t q = 0; q < k; ++q)
+                  s += static_cast<long double>(abuf[static_cast<std::size_t>(i * k + q)]) *
+                       bbuf[static_cast<std::size_t>(j * k + q)];
+                REQUIRE(c[static_cast<std::size_t>(i * n + j)] ==
+                        doctest::Approx(static_cast<double>(s)).epsilon(1e-13));
+              }
+          }
+        }
+  }
+
+  TEST_CASE("batched matmul with a size-1 row or column in every operand (stride-0 views)") {
+    for (const std::int64_t m : {1, 40})
+      for (const std::int64_t k : {1, 30})
+        for (const std::int64_t n : {1, 50}) {
+          check_matmul(oracle::random<double>({2, m, k}, 90),
+                       oracle::random<double>({2, k, n}, 91));
+          check_matmul(oracle::random<double>({2, 1, m, k}, 92),
+                       oracle::random<double>({3, k, n}, 93));
+          check_matmul(oracle::random<float>({m, k}, 94), oracle::random<float>({3, k, n}, 95));
+        }
+  }
+
   TEST_CASE("matmul of every shape with m, k, n in {1, 3, 17, 64, 129}") {
     std::uint64_t seed = 10;
     for (const std::int64_t m : {1, 3, 17, 64, 129})

@@ -66,14 +66,54 @@ struct ParityRun {
   double script_seconds = 0;
 };
 
+// A copy of `model` (its state dict) in type U, in training mode.
+template <class U>
+std::shared_ptr<soda::models::ResNetCifar<U>> copy_as(const Model& model) {
+  soda::Generator unused(0);
+  auto copy = soda::models::resnet_cifar<U>(20, unused);
+  soda::load_state_dict(*copy, soda::state_dict_file(model, ""), "the parity model", "");
+  copy->train();
+  return copy;
+}
+
+// True when soda's float32 gradient of the batch equals its float64 one to 1e-5 for every tensor.
+// A ReLU input within float32 rounding of 0 (its kink) flips the mask in one precision and not
+// the other, and the derivative there is not comparable: about one batch in several has one.
+bool away_from_kinks(const Model& model, const soda::Tensor<float>& images,
+                     const soda::Tensor<std::int64_t>& labels) {
+  const auto single = copy_as<float>(model);
+  const auto twice = copy_as<double>(model);
+  const auto images_double = images.to<double>();
+  const auto g32 = soda::grad([&] { return soda::nn::cross_entropy((*single)(images), labels); },
+                              single->parameters());
+  const auto g64 =
+      soda::grad([&] { return soda::nn::cross_entropy((*twice)(images_double), labels); },
+                 twice->parameters());
+  for (std::size_t i = 0; i < g64.size(); ++i) {
+    const auto difference = g32[i].to<double>() - g64[i];
+    const double scale = std::sqrt(soda::sum(soda::square(g64[i])).item());
+    if (std::sqrt(soda::sum(soda::square(difference)).item()) > 1e-5 * scale) return false;
+  }
+  return true;
+}
+
 ParityRun run_pytorch() {
   ParityRun run;
-  soda::Generator gen(2024);
-  run.model = seeded_resnet20(gen);
-  run.images = soda::randn<float>({batch_size, 3, 32, 32}, gen);
-  run.labels = soda::randint<std::int64_t>({batch_size}, gen, 0, 10);
-  for (const auto& p : run.model->parameters()) {
-    run.directions.push_back(soda::randn<float>(p.shape(), gen));
+  // The first seed from 2024 whose batch keeps every ReLU input away from its kink.
+  for (std::uint64_t seed = 2024;; ++seed) {
+    soda::Generator gen(seed);
+    run.model = seeded_resnet20(gen);
+    run.images = soda::randn<float>({batch_size, 3, 32, 32}, gen);
+    run.labels = soda::randint<std::int64_t>({batch_size}, gen, 0, 10);
+    run.directions.clear();
+    for (const auto& p : run.model->parameters()) {
+      run.directions.push_back(soda::randn<float>(p.shape(), gen));
+    }
+    if (away_from_kinks(*run.model, run.images, run.labels)) break;
+    if (seed == 2024 + 20) {
+      run.failure = "no batch of seeds 2024-2044 keeps every ReLU input away from its kink";
+      return run;
+    }
   }
 
   const soda_parity::TempFolder folder;

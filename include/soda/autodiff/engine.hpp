@@ -79,7 +79,8 @@ void check_scalar_output(const Tensor<T>& value, const char* op) {
 }  // namespace detail
 
 // Gradients of a scalar `root` with respect to `inputs` (as torch.autograd.grad). Inputs the
-// root does not depend on get zeros.
+// root does not depend on get zeros. Each comes back contiguous (a rule may leave a transposed or
+// broadcast view, whose data() a caller could not read), still differentiable.
 template <class T>
 std::vector<Tensor<T>> gradients(const Tensor<T>& root, const std::vector<Tensor<T>>& inputs) {
   detail::check_scalar_output(root, "gradients");
@@ -90,7 +91,7 @@ std::vector<Tensor<T>> gradients(const Tensor<T>& root, const std::vector<Tensor
   out.reserve(inputs.size());
   for (const auto& x : inputs) {
     const auto found = grads.find(x.id());
-    out.push_back(found != grads.end() ? found->second : zeros_like(x));
+    out.push_back(found != grads.end() ? contiguous(found->second) : zeros_like(x));
   }
   return out;
 }
