@@ -11,14 +11,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <soda/soda.hpp>
 #include <sstream>
 
+#include "common/cli_checks.hpp"
 #include "common/data_and_models.hpp"
 #include "common/gnuplot.hpp"
+#include "common/guarded_main.hpp"
 #include "common/optimizers.hpp"
 
 namespace {
@@ -35,7 +36,7 @@ std::string optional_number(const std::optional<double>& value) {
 }
 
 void write_schedule_csv(const fs::path& path, const std::vector<LargeBatchResult>& results) {
-  std::ofstream csv(path);
+  std::ostringstream csv;
   csv << "method,epoch,batch_size,learning_rate,iterations,adversarial_fraction,eigenvalue,"
          "hvp_count,train_loss,train_accuracy,test_accuracy,train_seconds,hessian_seconds,"
          "growth\n";
@@ -48,6 +49,7 @@ void write_schedule_csv(const fs::path& path, const std::vector<LargeBatchResult
           << e.growth << "\n";
     }
   }
+  soda::write_file_atomically(path, csv.str());
 }
 
 // One gnuplot line per method, column `column` of schedule.csv against the epoch.
@@ -92,9 +94,7 @@ std::vector<std::int64_t> default_decay_epochs(std::int64_t epochs) {
   return out;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"soda: large-batch training by BL, FB, GG, ABS and ABSA on the same budget"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string data_dir, model_name = "resnet20", optimizer_name = "sgd", out_dir;
@@ -110,123 +110,153 @@ int main(int argc, char** argv) {
   std::optional<bool> augment;
   soda::train::LargeBatchOptions o;
   o.large_batch = 4096;
-  app.add_option("--data", data_dir, "folder with CIFAR-10 binaries (default: Fashion-MNIST)");
-  app.add_option("--model", model_name, "resnet20|resnet32|... (-nobn), mlp, cnn");
+  using namespace examples;
+  app.add_option("--data", data_dir, "folder with CIFAR-10 binaries (default: Fashion-MNIST)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--model", model_name, model_names_help)->check(examples::model_name());
   app.add_option("--methods", methods, "which of BL FB GG ABS ABSA to run, in order")
       ->delimiter(',')
       ->check(CLI::IsMember({"BL", "FB", "GG", "ABS", "ABSA"}));
   app.add_option("--epochs", o.epochs, "the epoch budget of every method")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number_in(1));
   app.add_option("--batch", o.batch, "BL's batch; where GG, ABS and ABSA start")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number_in(1));
   app.add_option("--max-batch", o.large_batch, "FB's batch; the largest GG, ABS and ABSA reach")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number_in(1));
   app.add_option("--micro-batch", o.micro_batch, "largest batch per pass (beyond: accumulation)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lr", lr, "learning rate at --batch (default: sgd 0.1, adahessian 0.15)");
-  app.add_option("--decay", o.decay, "learning-rate decay factor (GG: batch x 1/decay instead)");
+      ->check(whole_number_in(1));
+  app.add_option("--lr", lr, "learning rate at --batch (default: sgd 0.1, adahessian 0.15)")
+      ->check(finite_number_above(0));
+  app.add_option("--decay", o.decay, "learning-rate decay factor (GG: batch x 1/decay instead)")
+      ->check(finite_number_in(0, 1, true));
   app.add_option("--decay-epochs", decay_epochs, "decay epochs (default: 1/3, 2/3, 8/9 of them)")
-      ->delimiter(',');
-  app.add_option("--warmup", warmup, "FB's warm-up epochs (default: 5/90 of the budget, >= 1)");
+      ->delimiter(',')
+      ->check(whole_number_in(1));
+  app.add_option("--warmup", warmup, "FB's warm-up epochs (default: 5/90 of the budget, >= 1)")
+      ->check(whole_number_in(0));
   app.add_option("--optimizer", optimizer_name, "sgd or adahessian")
       ->check(CLI::IsMember({"sgd", "adahessian"}));
-  app.add_option("--momentum", momentum, "SGD momentum");
-  app.add_option("--weight-decay", weight_decay, "weight decay (adahessian: decoupled, wd / lr)");
+  app.add_option("--momentum", momentum, "SGD momentum")
+      ->check(finite_number_in(0, 1, false, true));
+  app.add_option("--weight-decay", weight_decay, "weight decay (adahessian: decoupled, wd / lr)")
+      ->check(finite_number_at_least(0));
   app.add_option("--eigenvalue-drop", o.adaptive.eigenvalue_drop,
-                 "ABS: grow once the eigenvalue falls by this factor");
-  app.add_option("--growth", o.adaptive.growth, "ABS: the batch's factor per growth");
+                 "ABS: grow once the eigenvalue falls by this factor")
+      ->check(finite_number_above(1));
+  app.add_option("--growth", o.adaptive.growth, "ABS: the batch's factor per growth")
+      ->check(finite_number_above(1));
   app.add_option("--duration", o.adaptive.duration,
-                 "ABS: epochs at one batch size before growing anyway (0: never)");
-  app.add_option("--eigen-interval", o.adaptive.interval, "ABS: estimate every N epochs");
+                 "ABS: epochs at one batch size before growing anyway (0: never)")
+      ->check(whole_number_in(0));
+  app.add_option("--eigen-interval", o.adaptive.interval, "ABS: estimate every N epochs")
+      ->check(whole_number_in(1));
   app.add_option("--hessian-samples", o.hessian_samples,
-                 "training images in the eigenvalue's "
-                 "fixed sub-sample");
-  app.add_option("--power-iterations", o.power_iterations, "power iterations per estimate");
+                 "training images in the eigenvalue's fixed sub-sample")
+      ->check(whole_number_in(1));
+  app.add_option("--power-iterations", o.power_iterations, "power iterations per estimate")
+      ->check(whole_number_in(1));
   app.add_option("--track-eigenvalue", o.track_eigenvalue,
                  "estimate the eigenvalue every epoch for BL, FB and GG too");
-  app.add_option("--epsilon", o.attack.epsilon, "ABSA: FGSM's epsilon in pixel units (0..1)");
+  app.add_option("--epsilon", o.attack.epsilon, "ABSA: FGSM's epsilon in pixel units (0..1)")
+      ->check(finite_number_in(0, 1));
   app.add_option("--adversarial-fraction", o.adaptive.adversarial_fraction,
-                 "ABSA: the share of each batch replaced at the start");
-  app.add_option("--attack-steps", o.attack.steps, "ABSA: 1 = FGSM, more = PGD steps");
+                 "ABSA: the share of each batch replaced at the start")
+      ->check(finite_number_in(0, 1));
+  app.add_option("--attack-steps", o.attack.steps, "ABSA: 1 = FGSM, more = PGD steps")
+      ->check(whole_number_in(1));
   app.add_option("--adversarial-until", o.adversarial_until,
-                 "ABSA: adversarial inputs in this fraction of the epochs");
+                 "ABSA: adversarial inputs in this fraction of the epochs")
+      ->check(finite_number_in(0, 1));
   app.add_option("--augment", augment, "random crop and flip (default: on for CIFAR-10)");
-  app.add_option("--train-subset", train_subset, "train on the first N images only (0: all)");
+  app.add_option("--train-subset", train_subset, "train on the first N images only (0: all)")
+      ->check(whole_number_in(0));
   app.add_option("--eval-batches", eval_batches,
-                 "test batches after each epoch but the last, which sees all (-1: all)");
-  app.add_option("--synthetic-count", synthetic_count, "images in the synthetic set");
-  app.add_option("--threads", threads, "OpenMP threads (0: all)");
-  app.add_option("--seed", seed, "seed for weights, data order, probes and attacks");
-  app.add_option("--out", out_dir, "folder for summary.json, schedule.csv and the plots");
+                 "test batches after each epoch but the last, which sees all (-1: all)")
+      ->check(count_or_all());
+  app.add_option("--synthetic-count", synthetic_count, "images in the synthetic set")
+      ->check(whole_number_in(10));
+  app.add_option("--threads", threads, "OpenMP threads (0: all)")->check(thread_count());
+  app.add_option("--seed", seed, "seed for weights, data order, probes and attacks")
+      ->check(seed_number());
+  app.add_option("--out", out_dir, "folder for summary.json, schedule.csv and the plots")
+      ->check(output_folder());
+  app.add_flag("--skip-nonfinite-steps", o.skip_nonfinite_steps,
+               "skip a step whose loss or update is not finite (counted per epoch) instead of "
+               "stopping");
   app.add_flag("--quiet", quiet, "no progress line");
   CLI11_PARSE(app, argc, argv);
+  require(!methods.empty(), "--methods is empty; give some of BL, FB, GG, ABS, ABSA");
+  require(o.large_batch >= o.batch, "--max-batch (" + std::to_string(o.large_batch) +
+                                        ") is below --batch (" + std::to_string(o.batch) + ")");
+  if (!out_dir.empty()) soda::prepare_output_folder(out_dir);  // before any training
   if (threads > 0) soda::set_num_threads(threads);
 
-  try {
-    auto data = examples::choose_data(data_dir, synthetic_count, seed);
-    examples::keep_first_training_images(data, train_subset);
-    o.learning_rate = lr.value_or(examples::default_learning_rate(optimizer_name));
-    o.decay_epochs = decay_epochs.value_or(default_decay_epochs(o.epochs));
-    o.warmup_epochs = warmup.value_or(std::max<std::int64_t>(1, std::lround(o.epochs * 5.0 / 90)));
-    o.input_space = soda::train::InputSpace::normalized_pixels(data.mean, data.stddev);
-    o.seed = seed;
-    o.eval_max_batches = eval_batches;
-    o.progress = quiet ? nullptr : &std::cerr;
-    soda::DataLoaderOptions loader;
-    loader.seed = seed;
-    loader.mean = data.mean;
-    loader.stddev = data.stddev;
-    loader.random_crop = loader.horizontal_flip = augment.value_or(data.augment);
+  auto data = examples::choose_data(data_dir, synthetic_count, seed);
+  examples::keep_first_training_images(data, train_subset);
+  o.learning_rate = lr.value_or(examples::default_learning_rate(optimizer_name));
+  o.decay_epochs = decay_epochs.value_or(default_decay_epochs(o.epochs));
+  o.warmup_epochs = warmup.value_or(std::max<std::int64_t>(1, std::lround(o.epochs * 5.0 / 90)));
+  o.input_space = soda::train::InputSpace::normalized_pixels(data.mean, data.stddev);
+  o.seed = seed;
+  o.eval_max_batches = eval_batches;
+  o.progress = quiet ? nullptr : &std::cerr;
+  soda::DataLoaderOptions loader;
+  loader.seed = seed;
+  loader.mean = data.mean;
+  loader.stddev = data.stddev;
+  loader.random_crop = loader.horizontal_flip = augment.value_or(data.augment);
 
-    std::vector<LargeBatchResult> results;
-    for (const auto& method : methods) {
-      o.method = soda::train::parse_method(method);
-      soda::Generator gen(seed);  // every method starts from the same weights
-      auto model = examples::make_model(model_name, data.train, gen);
-      if (results.empty()) {
-        std::cerr << "data: " << data.name << " (" << data.train.size() << " train, "
-                  << data.test.size() << " test); model: " << model->type_name() << " ("
-                  << model->parameter_count() << " parameters); optimizer: " << optimizer_name
-                  << "; threads: " << soda::max_threads() << "\n";
-      }
-      auto optimizer = examples::make_optimizer({.name = optimizer_name,
-                                                 .lr = o.learning_rate,
-                                                 .momentum = momentum,
-                                                 .weight_decay = weight_decay,
-                                                 .seed = seed},
-                                                model->parameters());
-      results.push_back(soda::train::train_large_batch<float>(model, *optimizer, data.train,
-                                                              data.test, loader, o));
-      const auto& r = results.back();
-      std::cerr << r.method << ": test accuracy " << 100 * r.test_accuracy() << "% after "
-                << r.iterations() << " iterations (final batch " << r.final_batch() << ")\n";
+  std::vector<LargeBatchResult> results;
+  for (const auto& method : methods) {
+    o.method = soda::train::parse_method(method);
+    soda::Generator gen(seed);  // every method starts from the same weights
+    auto model = examples::make_model(model_name, data.train, gen);
+    if (results.empty()) {
+      std::cerr << "data: " << data.name << " (" << data.train.size() << " train, "
+                << data.test.size() << " test); model: " << model->type_name() << " ("
+                << model->parameter_count() << " parameters); optimizer: " << optimizer_name
+                << "; threads: " << soda::max_threads() << "\n";
     }
-    print_table(results);
-
-    if (!out_dir.empty()) {
-      const fs::path out(out_dir);
-      fs::create_directories(out);
-      nlohmann::ordered_json summary{{"data", data.name},
-                                     {"model", model_name},
-                                     {"optimizer", optimizer_name},
-                                     {"epochs", o.epochs},
-                                     {"batch", o.batch},
-                                     {"max_batch", o.large_batch},
-                                     {"decay_epochs", o.decay_epochs},
-                                     {"seed", seed},
-                                     {"methods", nlohmann::ordered_json::array()}};
-      for (const auto& r : results) summary["methods"].push_back(r.to_json());
-      std::ofstream(out / "summary.json") << summary.dump(2) << "\n";
-      write_schedule_csv(out / "schedule.csv", results);
-      plot_schedule(out, results, "batch_size", 3, "batch size", true);
-      plot_schedule(out, results, "learning_rate", 4, "learning rate (at the epoch's end)", true);
-      plot_schedule(out, results, "eigenvalue", 7, "top Hessian eigenvalue", false);
-      plot_schedule(out, results, "accuracy", 11, "test accuracy", false);
-      std::cerr << "wrote " << (out / "summary.json").string() << " and schedule.csv"
-                << (examples::gnuplot_available() ? " with plots" : "") << "\n";
-    }
-  } catch (const soda::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    auto optimizer = examples::make_optimizer({.name = optimizer_name,
+                                               .lr = o.learning_rate,
+                                               .momentum = momentum,
+                                               .weight_decay = weight_decay,
+                                               .seed = seed},
+                                              model->parameters());
+    results.push_back(
+        soda::train::train_large_batch<float>(model, *optimizer, data.train, data.test, loader, o));
+    const auto& r = results.back();
+    std::cerr << r.method << ": test accuracy " << 100 * r.test_accuracy() << "% after "
+              << r.iterations() << " iterations (final batch " << r.final_batch() << ")\n";
   }
+  print_table(results);
+
+  if (!out_dir.empty()) {
+    const fs::path out(out_dir);
+    nlohmann::ordered_json summary{{"data", data.name},
+                                   {"model", model_name},
+                                   {"optimizer", optimizer_name},
+                                   {"epochs", o.epochs},
+                                   {"batch", o.batch},
+                                   {"max_batch", o.large_batch},
+                                   {"decay_epochs", o.decay_epochs},
+                                   {"seed", seed},
+                                   {"methods", nlohmann::ordered_json::array()}};
+    for (const auto& r : results) summary["methods"].push_back(r.to_json());
+    soda::write_file_atomically(out / "summary.json", summary.dump(2) + "\n");
+    write_schedule_csv(out / "schedule.csv", results);
+    plot_schedule(out, results, "batch_size", 3, "batch size", true);
+    plot_schedule(out, results, "learning_rate", 4, "learning rate (at the epoch's end)", true);
+    plot_schedule(out, results, "eigenvalue", 7, "top Hessian eigenvalue", false);
+    plot_schedule(out, results, "accuracy", 11, "test accuracy", false);
+    std::cerr << "wrote " << (out / "summary.json").string() << " and schedule.csv"
+              << (examples::gnuplot_available() ? " with plots" : "") << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::guarded_main([&] { return run(argc, argv); });
 }

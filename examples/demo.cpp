@@ -8,9 +8,11 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <soda/soda.hpp>
+
+#include "common/cli_checks.hpp"
+#include "common/guarded_main.hpp"
 
 namespace {
 
@@ -38,23 +40,23 @@ Vector scaled(const Vector& x, double alpha) {
   return out;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"soda demo: value, gradient and exact Hessian-vector products of a tanh MLP"};
   std::int64_t batch = 128, inputs = 64, hidden = 128, classes = 10;
   std::uint64_t seed = 0;
   int power_iterations = 20, threads = 0;
   std::string json_path;
-  app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
-  app.add_option("--inputs", inputs, "input features")->check(CLI::PositiveNumber);
-  app.add_option("--hidden", hidden, "hidden width")->check(CLI::PositiveNumber);
-  app.add_option("--classes", classes, "classes")->check(CLI::Range(2, 1000));
-  app.add_option("--seed", seed, "seed for data, weights and probe vectors");
+  using namespace examples;
+  app.add_option("--batch", batch, "batch size")->check(whole_number_in(1));
+  app.add_option("--inputs", inputs, "input features")->check(whole_number_in(1));
+  app.add_option("--hidden", hidden, "hidden width")->check(whole_number_in(1));
+  app.add_option("--classes", classes, "classes")->check(whole_number_in(2, 1000));
+  app.add_option("--seed", seed, "seed for data, weights and probe vectors")->check(seed_number());
   app.add_option("--power-iterations", power_iterations, "power iterations for the top eigenvalue")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--threads", threads, "OpenMP threads (0: all)");
-  app.add_option("--json", json_path, "write the figures as JSON to this file");
+      ->check(whole_number_in(1, 1000000));
+  app.add_option("--threads", threads, "OpenMP threads (0: all)")->check(thread_count());
+  app.add_option("--json", json_path, "write the figures as JSON to this file")
+      ->check(output_file());
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) soda::set_num_threads(threads);
 
@@ -138,8 +140,14 @@ int main(int argc, char** argv) {
                                       {"value_grad_hvp", hvp_seconds},
                                       {"hessian_at", linearize_seconds},
                                       {"apply", apply_seconds}}}};
-    std::ofstream(json_path) << figures.dump(2) << "\n";
+    soda::write_file_atomically(json_path, figures.dump(2) + "\n");
     std::cout << "figures written to " << json_path << "\n";
   }
   return relative_error < 1e-6 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::guarded_main([&] { return run(argc, argv); });
 }

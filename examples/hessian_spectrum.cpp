@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -24,8 +23,10 @@
 #include <sstream>
 
 #include "common/checkpoint.hpp"
+#include "common/cli_checks.hpp"
 #include "common/data_and_models.hpp"
 #include "common/gnuplot.hpp"
+#include "common/guarded_main.hpp"
 #include "common/stage_progress.hpp"
 
 namespace {
@@ -76,7 +77,7 @@ std::string density_csv(const soda::hessian::SpectralDensity& density) {
 }
 
 void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream(path) << text;
+  soda::write_file_atomically(path, text);
 }
 
 void plot_all(const fs::path& out, const Settings& s) {
@@ -160,184 +161,204 @@ void print_summary(const Json& spectrum, const Settings& s) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"soda: Hessian spectrum of a trained model (PyHessian-style)"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   Settings s;
-  app.add_option("--data", s.data_dir, "folder with CIFAR-10 binaries (default: Fashion-MNIST)");
-  app.add_option("--model", s.model_name, "resnet20|resnet32|resnet56 (-nobn), mlp, cnn");
-  app.add_option("--checkpoint", s.checkpoint, "checkpoint.safetensors from train_cifar10");
-  app.add_option("--synthetic-count", s.synthetic_count, "images in the synthetic fallback set");
-  app.add_option("--train-epochs", s.train_epochs, "without --checkpoint: epochs to train first");
-  app.add_option("--train-time-budget", s.train_time_budget, "... and at most these seconds");
-  app.add_option("--train-lr", s.train_lr, "... at this SGD learning rate");
+  using namespace examples;
+  app.add_option("--data", s.data_dir, "folder with CIFAR-10 binaries (default: Fashion-MNIST)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--model", s.model_name, model_names_help)->check(examples::model_name());
+  app.add_option("--checkpoint", s.checkpoint, "checkpoint.safetensors from train_cifar10")
+      ->check(CLI::ExistingFile);
+  app.add_option("--synthetic-count", s.synthetic_count, "images in the synthetic fallback set")
+      ->check(whole_number_in(10));
+  app.add_option("--train-epochs", s.train_epochs, "without --checkpoint: epochs to train first")
+      ->check(whole_number_in(1));
+  app.add_option("--train-time-budget", s.train_time_budget,
+                 "... and at most these seconds (0: no limit)")
+      ->check(finite_number_at_least(0));
+  app.add_option("--train-lr", s.train_lr, "... at this SGD learning rate")
+      ->check(finite_number_above(0));
   app.add_option("--split", s.split, "data the Hessian is taken on")
       ->check(CLI::IsMember({"train", "test"}));
-  app.add_option("--batch", s.batch, "Hessian batch size")->check(CLI::PositiveNumber);
+  app.add_option("--batch", s.batch, "Hessian batch size")->check(whole_number_in(1));
   app.add_option("--batches", s.batches,
-                 "batches summed (-1: the whole split, PyHessian's "
-                 "full-dataset mode)");
+                 "batches summed (-1: the whole split, PyHessian's full-dataset mode)")
+      ->check(count_or_all("the whole split"));
   app.add_flag("--train-mode", s.train_mode, "BatchNorm with batch statistics (default: eval)");
   app.add_option("--memory-budget-mib", s.memory_budget_mib, "linearizations kept in memory")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", s.top_k, "top eigenvalues")->check(CLI::PositiveNumber);
-  app.add_option("--max-iterations", s.max_iterations, "power iteration steps per eigenvalue");
-  app.add_option("--tolerance", s.tolerance, "relative change that stops power iteration");
-  app.add_option("--trace-samples", s.trace_samples, "most Hutchinson probes");
-  app.add_option("--trace-tolerance", s.trace_tolerance, "relative change that stops Hutchinson");
+      ->check(finite_number_in(0, 1 << 30));
+  app.add_option("--top-k", s.top_k, "top eigenvalues")->check(whole_number_in(1));
+  app.add_option("--max-iterations", s.max_iterations, "power iteration steps per eigenvalue")
+      ->check(whole_number_in(1));
+  app.add_option("--tolerance", s.tolerance, "relative change that stops power iteration")
+      ->check(finite_number_at_least(0));
+  app.add_option("--trace-samples", s.trace_samples, "most Hutchinson probes")
+      ->check(whole_number_in(1));
+  app.add_option("--trace-tolerance", s.trace_tolerance, "relative change that stops Hutchinson")
+      ->check(finite_number_at_least(0));
   app.add_flag("--hutch-plus-plus", s.hutch_plus_plus, "trace by Hutch++ instead of Hutchinson");
-  app.add_option("--density-steps", s.density_steps, "Lanczos steps per SLQ run");
-  app.add_option("--density-runs", s.density_runs, "SLQ runs (random start vectors)");
-  app.add_option("--grid-points", s.grid_points, "points of the density grid");
-  app.add_option("--layer-iterations", s.layer_iterations, "per-layer power iteration steps");
-  app.add_option("--layer-trace-samples", s.layer_trace_samples, "per-layer Hutchinson probes");
-  app.add_option("--landscape-points", s.landscape_points, "points of the 1-D landscape");
-  app.add_option("--landscape-2d-points", s.landscape_2d_points, "points per axis in 2-D");
-  app.add_option("--landscape-range", s.landscape_range, "α and β from -range to range");
+  app.add_option("--density-steps", s.density_steps, "Lanczos steps per SLQ run")
+      ->check(whole_number_in(1));
+  app.add_option("--density-runs", s.density_runs, "SLQ runs (random start vectors)")
+      ->check(whole_number_in(1));
+  app.add_option("--grid-points", s.grid_points, "points of the density grid")
+      ->check(whole_number_in(2));
+  app.add_option("--layer-iterations", s.layer_iterations, "per-layer power iteration steps")
+      ->check(whole_number_in(1));
+  app.add_option("--layer-trace-samples", s.layer_trace_samples, "per-layer Hutchinson probes")
+      ->check(whole_number_in(1));
+  app.add_option("--landscape-points", s.landscape_points, "points of the 1-D landscape")
+      ->check(whole_number_in(1));
+  app.add_option("--landscape-2d-points", s.landscape_2d_points, "points per axis in 2-D")
+      ->check(whole_number_in(1));
+  app.add_option("--landscape-range", s.landscape_range, "α and β from -range to range")
+      ->check(finite_number_above(0));
   app.add_flag("!--no-lanczos", s.lanczos, "skip the Lanczos top-k");
   app.add_flag("!--no-density", s.density, "skip the density");
   app.add_flag("!--no-layers", s.layers, "skip the per-layer report");
   app.add_flag("!--no-landscape", s.landscape, "skip the loss landscape");
-  app.add_option("--threads", s.threads, "OpenMP threads (0: all)");
-  app.add_option("--seed", s.seed, "seed for weights, training and every random probe");
-  app.add_option("--out", s.out_dir, "folder for spectrum.json, CSVs and plots");
+  app.add_option("--threads", s.threads, "OpenMP threads (0: all)")->check(thread_count());
+  app.add_option("--seed", s.seed, "seed for weights, training and every random probe")
+      ->check(seed_number());
+  app.add_option("--out", s.out_dir, "folder for spectrum.json, CSVs and plots")
+      ->check(output_folder());
   app.add_flag("--quiet", s.quiet, "no progress lines");
   CLI11_PARSE(app, argc, argv);
+  // Checked before any work is done.
+  require(!s.lanczos || s.max_iterations >= s.top_k,
+          "Lanczos needs --max-iterations (its Krylov dimension, " +
+              std::to_string(s.max_iterations) + ") at least --top-k (" + std::to_string(s.top_k) +
+              "); raise it or pass --no-lanczos");
+  soda::prepare_output_folder(s.out_dir);
   if (s.threads > 0) soda::set_num_threads(s.threads);
-  if (s.lanczos && s.max_iterations < s.top_k) {  // checked before any work is done
-    std::cerr << "error: Lanczos needs --max-iterations (its Krylov dimension, " << s.max_iterations
-              << ") at least --top-k (" << s.top_k << ")\n";
-    return 1;
+
+  const auto data = examples::choose_data(s.data_dir, s.synthetic_count, s.seed);
+  soda::Generator gen(s.seed);
+  const auto model = examples::make_model(s.model_name, data.train, gen);
+  if (!s.checkpoint.empty()) {
+    examples::load_checkpoint(*model, s.checkpoint);
+  } else {
+    examples::train_briefly(
+        model, data,
+        {s.train_epochs, s.train_batch, s.train_time_budget, s.train_lr, s.seed, s.quiet});
+  }
+  soda::DataLoader loader(s.split == "train" ? data.train : data.test,
+                          examples::plain_loader_options(data, s.batch, s.seed));
+  auto batches = soda::hessian::collect_batches<float>(loader, s.batches);
+
+  soda::hessian::HessianOperatorOptions operator_options;
+  operator_options.train_mode = s.train_mode;
+  operator_options.memory_budget_bytes =
+      static_cast<std::size_t>(s.memory_budget_mib * 1024 * 1024);
+  auto start = std::chrono::steady_clock::now();
+  const soda::hessian::HessianOperator<float> op(model, std::move(batches), operator_options);
+  const double linearize_seconds = seconds_since(start);
+  std::cerr << "data: " << data.name << " (" << op.samples() << " " << s.split
+            << " images); model: " << model->type_name() << " (" << op.parameter_count()
+            << " parameters); loss " << op.loss() << "; linearized in " << linearize_seconds
+            << " s, " << op.kept_batches() << " batch(es) kept (" << op.kept_bytes() / (1024 * 1024)
+            << " MiB); threads " << soda::max_threads() << "\n";
+
+  examples::StageProgress progress(s.quiet);
+  Json spectrum{{"data", data.name},
+                {"split", s.split},
+                {"model", model->type_name()},
+                {"parameters", op.parameter_count()},
+                {"samples", op.samples()},
+                {"batch_norm", s.train_mode ? "train" : "eval"},
+                {"seed", s.seed},
+                {"threads", soda::max_threads()},
+                {"loss", op.loss()}};
+  Json timings{{"linearize", linearize_seconds}};
+  const fs::path out(s.out_dir);
+  fs::create_directories(out);
+
+  soda::hessian::EigenOptions eigen_options{.max_iterations = s.max_iterations,
+                                            .tolerance = s.tolerance,
+                                            .seed = s.seed,
+                                            .progress = progress.callback()};
+  const auto top = timed_stage(timings, "top_eigenvalues", progress, [&] {
+    return soda::hessian::top_eigenvalues(op, s.top_k, eigen_options);
+  });
+  spectrum["top_eigenvalues"] = top.to_json();
+
+  if (s.lanczos) {
+    const auto lanczos = timed_stage(timings, "top_eigenvalues_lanczos", progress, [&] {
+      return soda::hessian::top_eigenvalues_lanczos(op, s.top_k, eigen_options);
+    });
+    spectrum["top_eigenvalues_lanczos"] = lanczos.to_json();
   }
 
-  try {
-    const auto data = examples::choose_data(s.data_dir, s.synthetic_count, s.seed);
-    soda::Generator gen(s.seed);
-    const auto model = examples::make_model(s.model_name, data.train, gen);
-    if (!s.checkpoint.empty()) {
-      examples::load_checkpoint(*model, s.checkpoint);
-    } else {
-      examples::train_briefly(
-          model, data,
-          {s.train_epochs, s.train_batch, s.train_time_budget, s.train_lr, s.seed, s.quiet});
-    }
-    soda::DataLoader loader(s.split == "train" ? data.train : data.test,
-                            examples::plain_loader_options(data, s.batch, s.seed));
-    auto batches = soda::hessian::collect_batches<float>(loader, s.batches);
+  soda::hessian::TraceOptions trace_options;
+  trace_options.max_samples = s.trace_samples;
+  trace_options.tolerance = s.trace_tolerance;
+  trace_options.seed = s.seed;
+  trace_options.progress = progress.callback();
+  if (s.hutch_plus_plus) trace_options.method = soda::hessian::TraceMethod::hutch_plus_plus;
+  const auto trace = timed_stage(timings, "trace", progress,
+                                 [&] { return soda::hessian::estimate_trace(op, trace_options); });
+  spectrum["trace"] = trace.to_json();
 
-    soda::hessian::HessianOperatorOptions operator_options;
-    operator_options.train_mode = s.train_mode;
-    operator_options.memory_budget_bytes =
-        static_cast<std::size_t>(s.memory_budget_mib * 1024 * 1024);
-    auto start = std::chrono::steady_clock::now();
-    const soda::hessian::HessianOperator<float> op(model, std::move(batches), operator_options);
-    const double linearize_seconds = seconds_since(start);
-    std::cerr << "data: " << data.name << " (" << op.samples() << " " << s.split
-              << " images); model: " << model->type_name() << " (" << op.parameter_count()
-              << " parameters); loss " << op.loss() << "; linearized in " << linearize_seconds
-              << " s, " << op.kept_batches() << " batch(es) kept ("
-              << op.kept_bytes() / (1024 * 1024) << " MiB); threads " << soda::max_threads()
-              << "\n";
-
-    examples::StageProgress progress(s.quiet);
-    Json spectrum{{"data", data.name},
-                  {"split", s.split},
-                  {"model", model->type_name()},
-                  {"parameters", op.parameter_count()},
-                  {"samples", op.samples()},
-                  {"batch_norm", s.train_mode ? "train" : "eval"},
-                  {"seed", s.seed},
-                  {"threads", soda::max_threads()},
-                  {"loss", op.loss()}};
-    Json timings{{"linearize", linearize_seconds}};
-    const fs::path out(s.out_dir);
-    fs::create_directories(out);
-
-    soda::hessian::EigenOptions eigen_options{.max_iterations = s.max_iterations,
-                                              .tolerance = s.tolerance,
-                                              .seed = s.seed,
-                                              .progress = progress.callback()};
-    const auto top = timed_stage(timings, "top_eigenvalues", progress, [&] {
-      return soda::hessian::top_eigenvalues(op, s.top_k, eigen_options);
+  if (s.density) {
+    soda::hessian::DensityOptions density_options;
+    density_options.lanczos_steps = s.density_steps;
+    density_options.runs = s.density_runs;
+    density_options.grid_points = s.grid_points;
+    density_options.seed = s.seed;
+    density_options.progress = progress.callback();
+    const auto density = timed_stage(timings, "density", progress, [&] {
+      return soda::hessian::spectral_density(op, density_options);
     });
-    spectrum["top_eigenvalues"] = top.to_json();
-
-    if (s.lanczos) {
-      const auto lanczos = timed_stage(timings, "top_eigenvalues_lanczos", progress, [&] {
-        return soda::hessian::top_eigenvalues_lanczos(op, s.top_k, eigen_options);
-      });
-      spectrum["top_eigenvalues_lanczos"] = lanczos.to_json();
-    }
-
-    soda::hessian::TraceOptions trace_options;
-    trace_options.max_samples = s.trace_samples;
-    trace_options.tolerance = s.trace_tolerance;
-    trace_options.seed = s.seed;
-    trace_options.progress = progress.callback();
-    if (s.hutch_plus_plus) trace_options.method = soda::hessian::TraceMethod::hutch_plus_plus;
-    const auto trace = timed_stage(timings, "trace", progress, [&] {
-      return soda::hessian::estimate_trace(op, trace_options);
-    });
-    spectrum["trace"] = trace.to_json();
-
-    if (s.density) {
-      soda::hessian::DensityOptions density_options;
-      density_options.lanczos_steps = s.density_steps;
-      density_options.runs = s.density_runs;
-      density_options.grid_points = s.grid_points;
-      density_options.seed = s.seed;
-      density_options.progress = progress.callback();
-      const auto density = timed_stage(timings, "density", progress, [&] {
-        return soda::hessian::spectral_density(op, density_options);
-      });
-      spectrum["density"] = density.to_json();
-      write_text(out / "density.csv", density_csv(density));
-    }
-
-    if (s.layers) {
-      soda::hessian::LayerReportOptions layer_options;
-      layer_options.max_iterations = s.layer_iterations;
-      layer_options.eigen_tolerance = s.tolerance;
-      layer_options.max_trace_samples = s.layer_trace_samples;
-      layer_options.trace_tolerance = s.trace_tolerance;
-      layer_options.seed = s.seed;
-      layer_options.progress = progress.callback();
-      const auto layers = timed_stage(timings, "layers", progress, [&] {
-        return soda::hessian::layer_report(op, layer_options);
-      });
-      spectrum["layers"] = layers.to_json();
-      write_text(out / "layers.csv", layers.to_csv());
-    }
-
-    if (s.landscape) {
-      const auto alphas =
-          soda::hessian::linspace(-s.landscape_range, s.landscape_range, s.landscape_points);
-      start = std::chrono::steady_clock::now();
-      const auto line = soda::hessian::loss_landscape_1d(op, top.eigenvectors.at(0), alphas);
-      write_text(out / "landscape_1d.csv", line.to_csv());
-      spectrum["landscape_1d"] = line.to_json();
-      if (top.eigenvectors.size() >= 2) {
-        const auto grid =
-            soda::hessian::linspace(-s.landscape_range, s.landscape_range, s.landscape_2d_points);
-        const auto plane = soda::hessian::loss_landscape_2d(op, top.eigenvectors[0],
-                                                            top.eigenvectors[1], grid, grid);
-        write_text(out / "landscape_2d.csv", plane.to_csv());
-        spectrum["landscape_2d"] = plane.to_json();
-      }
-      timings["landscape"] = seconds_since(start);
-    }
-
-    spectrum["hvp_count"] = op.products();
-    spectrum["timings_seconds"] = timings;
-    write_text(out / "spectrum.json", spectrum.dump(2) + "\n");
-    plot_all(out, s);
-
-    print_summary(spectrum, s);
-    std::cout << "HVPs in all: " << op.products() << "; results in " << out << "\n";
-  } catch (const std::exception& e) {  // soda::Error, and file-system or JSON errors
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    spectrum["density"] = density.to_json();
+    write_text(out / "density.csv", density_csv(density));
   }
+
+  if (s.layers) {
+    soda::hessian::LayerReportOptions layer_options;
+    layer_options.max_iterations = s.layer_iterations;
+    layer_options.eigen_tolerance = s.tolerance;
+    layer_options.max_trace_samples = s.layer_trace_samples;
+    layer_options.trace_tolerance = s.trace_tolerance;
+    layer_options.seed = s.seed;
+    layer_options.progress = progress.callback();
+    const auto layers = timed_stage(timings, "layers", progress,
+                                    [&] { return soda::hessian::layer_report(op, layer_options); });
+    spectrum["layers"] = layers.to_json();
+    write_text(out / "layers.csv", layers.to_csv());
+  }
+
+  if (s.landscape) {
+    const auto alphas =
+        soda::hessian::linspace(-s.landscape_range, s.landscape_range, s.landscape_points);
+    start = std::chrono::steady_clock::now();
+    const auto line = soda::hessian::loss_landscape_1d(op, top.eigenvectors.at(0), alphas);
+    write_text(out / "landscape_1d.csv", line.to_csv());
+    spectrum["landscape_1d"] = line.to_json();
+    if (top.eigenvectors.size() >= 2) {
+      const auto grid =
+          soda::hessian::linspace(-s.landscape_range, s.landscape_range, s.landscape_2d_points);
+      const auto plane = soda::hessian::loss_landscape_2d(op, top.eigenvectors[0],
+                                                          top.eigenvectors[1], grid, grid);
+      write_text(out / "landscape_2d.csv", plane.to_csv());
+      spectrum["landscape_2d"] = plane.to_json();
+    }
+    timings["landscape"] = seconds_since(start);
+  }
+
+  spectrum["hvp_count"] = op.products();
+  spectrum["timings_seconds"] = timings;
+  write_text(out / "spectrum.json", spectrum.dump(2) + "\n");
+  plot_all(out, s);
+
+  print_summary(spectrum, s);
+  std::cout << "HVPs in all: " << op.products() << "; results in " << out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::guarded_main([&] { return run(argc, argv); });
 }

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <soda/soda.hpp>
 #include <string>
 #include <vector>
@@ -19,8 +20,8 @@ struct DataChoice {
   bool augment = false;
 };
 
-DataChoice choose_data(const std::string& data_dir, std::int64_t synthetic_count,
-                       std::uint64_t seed) {
+inline DataChoice choose_data(const std::string& data_dir, std::int64_t synthetic_count,
+                              std::uint64_t seed) {
   if (!data_dir.empty()) {
     return {soda::load_cifar10(data_dir, true), soda::load_cifar10(data_dir, false), "CIFAR-10",
             {0.4914f, 0.4822f, 0.4465f},        {0.2470f, 0.2435f, 0.2616f},         true};
@@ -51,20 +52,52 @@ inline void keep_first_training_images(DataChoice& data, std::int64_t count) {
   data.train = soda::subset(data.train, first);
 }
 
-std::shared_ptr<soda::nn::Module<float>> make_model(const std::string& name,
-                                                    const soda::ImageDataset& data,
-                                                    soda::Generator& gen) {
+inline const std::string resnet_names_help =
+    "resnet20, resnet32, resnet44, resnet56, resnet110 (any depth 6n + 2 up to 1202), each "
+    "with the suffix -nobn for no BatchNorm";
+inline const std::string model_names_help = resnet_names_help + "; mlp; cnn";
+
+struct ResNetName {
+  std::int64_t depth = 0;
+  bool batch_norm = true;
+};
+
+// "resnet<depth>[-nobn]" with depth 6n + 2 (n >= 1) up to He et al.'s 1202, or nothing.
+inline std::optional<ResNetName> parse_resnet_name(const std::string& name) {
+  const std::string prefix = "resnet", suffix = "-nobn";
+  if (name.rfind(prefix, 0) != 0) return std::nullopt;
+  std::string depth = name.substr(prefix.size());
+  ResNetName parsed;
+  if (depth.size() > suffix.size() && depth.substr(depth.size() - suffix.size()) == suffix) {
+    parsed.batch_norm = false;
+    depth.resize(depth.size() - suffix.size());
+  }
+  if (depth.empty() || depth.size() > 4 ||
+      depth.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  parsed.depth = std::stoll(depth);
+  if (parsed.depth < 8 || parsed.depth > 1202 || (parsed.depth - 2) % 6 != 0) return std::nullopt;
+  return parsed;
+}
+
+inline bool is_resnet_name(const std::string& name) {
+  return parse_resnet_name(name).has_value();
+}
+inline bool is_model_name(const std::string& name) {
+  return is_resnet_name(name) || name == "mlp" || name == "cnn";
+}
+
+inline std::shared_ptr<soda::nn::Module<float>> make_model(const std::string& name,
+                                                           const soda::ImageDataset& data,
+                                                           soda::Generator& gen) {
   const auto shape = data.images.shape();  // [N, C, H, W]
   const std::int64_t channels = shape[1], height = shape[2], width = shape[3];
   const std::int64_t classes = 10;
-  if (name.rfind("resnet", 0) == 0) {
+  if (const auto resnet = parse_resnet_name(name)) {
     soda::models::ResNetCifarOptions options;
-    std::string depth = name.substr(6);
-    if (depth.size() > 5 && depth.substr(depth.size() - 5) == "-nobn") {
-      options.batch_norm = false;
-      depth.resize(depth.size() - 5);
-    }
-    options.depth = std::stoll(depth);
+    options.depth = resnet->depth;
+    options.batch_norm = resnet->batch_norm;
     options.in_channels = channels;
     options.num_classes = classes;
     return std::make_shared<soda::models::ResNetCifar<float>>(options, gen);
@@ -72,7 +105,7 @@ std::shared_ptr<soda::nn::Module<float>> make_model(const std::string& name,
   if (name == "mlp")
     return soda::models::mlp<float>(channels * height * width, {512, 256}, classes, gen);
   if (name == "cnn") return soda::models::small_cnn<float>(channels, height, width, classes, gen);
-  throw soda::ValueError("unknown --model '" + name + "'");
+  throw soda::ValueError("unknown --model '" + name + "'; valid: " + model_names_help);
 }
 
 // Loader options for evaluation or analysis: dataset order, no augmentation.

@@ -4,8 +4,8 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
+#include <soda/soda.hpp>
 #include <string>
 
 namespace examples {
@@ -27,9 +27,10 @@ inline bool gnuplot_available() {
 inline bool plot_with_gnuplot(const std::filesystem::path& out_dir, const std::string& name,
                               const std::string& script) {
   const auto script_path = out_dir / (name + ".gp");
-  std::ofstream(script_path) << "set terminal svg size 800,560 dynamic enhanced font 'sans,12'\n"
-                             << "set output '" << name << ".svg'\n"
-                             << script;
+  soda::write_file_atomically(script_path,
+                              "set terminal svg size 800,560 dynamic enhanced font 'sans,12'\n"
+                              "set output '" +
+                                  name + ".svg'\n" + script);
   if (!gnuplot_available()) return false;
   const std::string command =
       "cd " + shell_quoted(out_dir.string()) + " && gnuplot " + shell_quoted(name + ".gp");

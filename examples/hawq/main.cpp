@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -16,8 +15,10 @@
 #include <sstream>
 
 #include "common/checkpoint.hpp"
+#include "common/cli_checks.hpp"
 #include "common/data_and_models.hpp"
 #include "common/gnuplot.hpp"
+#include "common/guarded_main.hpp"
 #include "common/stage_progress.hpp"
 #include "hawq/allocation.hpp"
 #include "hawq/evaluation.hpp"
@@ -83,8 +84,11 @@ void fine_tune(soda::quant::QuantizedResNet<float>& model, const examples::DataC
       loader.start_epoch(++epoch);
       continue;
     }
-    loss_sum += soda::train::train_step(model, sgd, batch->images, batch->labels).loss;
+    soda::train::NonFiniteStepGuard<float> guard(model, sgd, false);
+    const auto loss = soda::train::train_step(model, sgd, batch->images, batch->labels).loss;
     ++step;
+    guard.step_kept(loss, {"hawq fine-tuning of " + name, epoch, 0, step});
+    loss_sum += loss;
     std::ostringstream figures;
     figures << "loss " << std::fixed << std::setprecision(4) << loss_sum / step;
     progress.update(step, figures.str(), step == s.qat_steps);
@@ -171,12 +175,11 @@ std::string table_csv(const Json& fp32, const Json& rows) {
 }
 
 void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream(path) << text;
+  soda::write_file_atomically(path, text);
 }
 
 int run(const Settings& s) {
   const fs::path out(s.out_dir);
-  fs::create_directories(out);
   auto data = examples::choose_data(s.data_dir, s.synthetic_count, s.seed);
   soda::Generator gen(s.seed);
   const auto any_model = examples::make_model(s.model_name, data.train, gen);
@@ -321,10 +324,7 @@ int run(const Settings& s) {
   write_text(out / "results.json", results.dump(2) + "\n");
   write_text(out / "table.csv", table_csv(fp32_json, rows));
   write_text(out / "latency.json", latency.to_json().dump(2) + "\n");
-  {
-    std::ofstream csv(out / "sensitivity.csv");
-    csv << soda::quant::sensitivities_to_csv(sensitivities);
-  }
+  write_text(out / "sensitivity.csv", soda::quant::sensitivities_to_csv(sensitivities));
   std::cout << markdown_table(fp32_json, rows);
   std::cout << "V2 frontier and V3 ILP at the budget agree: "
             << (std::abs(frontier_choice.sensitivity - mixed.sensitivity) <=
@@ -336,49 +336,78 @@ int run(const Settings& s) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int parse_and_run(int argc, char** argv) {
   CLI::App app{"soda: HAWQ mixed-precision quantization (V1-V3) with integer-only inference"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   Settings s;
-  app.add_option("--checkpoint", s.checkpoint, "a trained model (train_cifar10's checkpoint)");
-  app.add_option("--data", s.data_dir,
-                 "CIFAR-10 binaries (default: Fashion-MNIST, else synthetic)");
-  app.add_option("--model", s.model_name, "resnet20|resnet32|resnet44|resnet56 (suffix -nobn)");
-  app.add_option("--out", s.out_dir, "output folder");
-  app.add_option("--train-epochs", s.training.epochs,
-                 "without --checkpoint: epochs to train first");
+  using namespace examples;
+  // A list of weight:activation bit pairs that hawq::parse_bit_pairs takes.
+  const CLI::Validator bit_pairs(
+      [](std::string& text) -> std::string {
+        try {
+          hawq::parse_bit_pairs(text);
+          return "";
+        } catch (const std::exception& error) {
+          return "'" + text + "': " + error.what();
+        }
+      },
+      "W:A,...");
+  app.add_option("--checkpoint", s.checkpoint, "a trained model (train_cifar10's checkpoint)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--data", s.data_dir, "CIFAR-10 binaries (default: Fashion-MNIST, else synthetic)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--model", s.model_name, resnet_names_help)->check(model_name(true));
+  app.add_option("--out", s.out_dir, "output folder")->check(output_folder());
+  app.add_option("--train-epochs", s.training.epochs, "without --checkpoint: epochs to train first")
+      ->check(whole_number_in(1));
   app.add_option("--train-time-budget", s.training.time_budget_seconds,
-                 "... and at most these seconds");
-  app.add_option("--eval-images", s.eval_images, "test images to evaluate on (-1: all)");
-  app.add_option("--calibration-images", s.calibration_images, "training images for calibration");
+                 "... and at most these seconds (0: no limit)")
+      ->check(finite_number_at_least(0));
+  app.add_option("--eval-images", s.eval_images, "test images to evaluate on (-1: all)")
+      ->check(count_or_all());
+  app.add_option("--calibration-images", s.calibration_images, "training images for calibration")
+      ->check(whole_number_in(1));
   app.add_option("--calibration-percentile", s.calibration_percentile,
-                 "activation range percentile (100: running max)");
-  app.add_option("--hessian-images", s.hessian_images, "training images the Hessian is taken on");
-  app.add_option("--eigen-iterations", s.eigen_iterations, "power iterations per layer (HAWQ-V1)");
-  app.add_option("--trace-samples", s.trace_samples, "Hutchinson probes (HAWQ-V2)");
-  app.add_option("--latency-batch", s.latency_batch, "images per timed layer in the latency table");
-  app.add_option("--size-fraction", s.size_fraction, "mixed: size limit as a fraction of INT8");
-  app.add_option("--bops-fraction", s.bops_fraction, "mixed: BOPS limit as a fraction of INT8");
+                 "activation range percentile (100: running max)")
+      ->check(finite_number_in(0, 100, true));
+  app.add_option("--hessian-images", s.hessian_images, "training images the Hessian is taken on")
+      ->check(whole_number_in(1));
+  app.add_option("--eigen-iterations", s.eigen_iterations, "power iterations per layer (HAWQ-V1)")
+      ->check(whole_number_in(1));
+  app.add_option("--trace-samples", s.trace_samples, "Hutchinson probes (HAWQ-V2)")
+      ->check(whole_number_in(1));
+  app.add_option("--latency-batch", s.latency_batch, "images per timed layer in the latency table")
+      ->check(whole_number_in(1));
+  app.add_option("--size-fraction", s.size_fraction, "mixed: size limit as a fraction of INT8")
+      ->check(finite_number_above(0));
+  app.add_option("--bops-fraction", s.bops_fraction, "mixed: BOPS limit as a fraction of INT8")
+      ->check(finite_number_above(0));
   app.add_option("--latency-fraction", s.latency_fraction,
-                 "mixed: latency limit as a fraction of INT8's (from the measured table)");
-  app.add_option("--mixed-bits", s.mixed_pairs, "mixed: candidate weight:activation bits");
-  app.add_option("--low-bit-bits", s.low_bit_pairs, "mixed at INT4 size: candidate bits");
+                 "mixed: latency limit as a fraction of INT8's (from the measured table)")
+      ->check(finite_number_above(0));
+  app.add_option("--mixed-bits", s.mixed_pairs, "mixed: candidate weight:activation bits")
+      ->check(bit_pairs);
+  app.add_option("--low-bit-bits", s.low_bit_pairs, "mixed at INT4 size: candidate bits")
+      ->check(bit_pairs);
   app.add_option("--qat-steps", s.qat_steps,
-                 "quantization-aware fine-tuning steps per configuration");
-  app.add_option("--qat-lr", s.qat_lr, "fine-tuning SGD learning rate");
-  app.add_option("--seed", s.seed, "seed for data order, probes and the short training");
-  app.add_option("--threads", s.threads, "OpenMP threads (0: all)");
+                 "quantization-aware fine-tuning steps per configuration (0: none)")
+      ->check(whole_number_in(0));
+  app.add_option("--qat-lr", s.qat_lr, "fine-tuning SGD learning rate")
+      ->check(finite_number_above(0));
+  app.add_option("--seed", s.seed, "seed for data order, probes and the short training")
+      ->check(seed_number());
+  app.add_option("--threads", s.threads, "OpenMP threads (0: all)")->check(thread_count());
   app.add_flag("--quiet", s.quiet, "no progress lines");
   CLI11_PARSE(app, argc, argv);
+  soda::prepare_output_folder(s.out_dir);
   if (s.threads > 0) soda::set_num_threads(s.threads);
   s.training.seed = s.seed;
   s.training.quiet = s.quiet;
-  try {
-    return run(s);
-  } catch (const soda::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
+  return run(s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::guarded_main([&] { return parse_and_run(argc, argv); });
 }

@@ -4,87 +4,16 @@
 #include <soda/soda.hpp>
 
 #include <fstream>
-#include <memory>
-#include <random>
 #include <string>
 
-namespace fs = std::filesystem;
-
-namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device entropy;
-    path = fs::temp_directory_path() / ("soda-train-test-" + std::to_string(entropy()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-// A small CNN on a synthetic 10-class set of 1×8×8 images with augmentation on, so data order,
-// augmentation draws and the optimizer's state (momentum, moments, AdaHessian's probes) all matter
-// for bit-identity.
-struct Setup {
-  soda::ImageDataset train = soda::make_synthetic_images(240, 4, 1, 8, 8, 3);
-  soda::ImageDataset test = soda::make_synthetic_images(80, 4, 1, 8, 8, 4);
-
-  static std::unique_ptr<soda::optim::Optimizer<float>> make_optimizer(
-      const std::string& name, const std::vector<soda::Tensor<float>>& params, std::uint64_t seed) {
-    using namespace soda::optim;
-    if (name == "adam") return std::make_unique<Adam<float>>(params, AdamOptions{.lr = 0.01});
-    if (name == "adahessian") {
-      return std::make_unique<AdaHessian<float>>(
-          params,
-          AdaHessianOptions{.lr = 0.005, .weight_decay = 1e-3, .update_each = 2, .seed = seed});
-    }
-    return std::make_unique<SGD<float>>(
-        params, SgdOptions{.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
-  }
-
-  soda::train::Trainer<float> make(std::uint64_t seed, soda::train::TrainerOptions options,
-                                   const std::string& optimizer = "sgd") const {
-    soda::Generator gen(seed);
-    auto model = soda::models::small_cnn<float>(1, 8, 8, 4, gen);
-    soda::DataLoaderOptions loader;
-    loader.batch_size = 32;
-    loader.seed = seed;
-    loader.random_crop = loader.horizontal_flip = true;
-    loader.mean = {0.5f};
-    loader.stddev = {0.25f};
-    auto test_loader = loader;
-    test_loader.shuffle = test_loader.random_crop = test_loader.horizontal_flip = false;
-    options.progress = nullptr;
-    auto chosen = make_optimizer(optimizer, model->parameters(), seed);
-    const soda::optim::LrSchedule schedule(chosen->learning_rate(),
-                                           soda::optim::MultiStepLR{{2}, 0.1});
-    return soda::train::Trainer<float>(model, std::move(chosen), schedule,
-                                       soda::DataLoader(train, loader),
-                                       soda::DataLoader(test, test_loader), options);
-  }
-};
-
-std::vector<soda::Tensor<float>> snapshot(soda::nn::Module<float>& model) {
-  std::vector<soda::Tensor<float>> out;
-  for (const auto& [name, t] : model.state_dict()) out.push_back(t.to<float>());
-  return out;
-}
-
-bool identical(const std::vector<soda::Tensor<float>>& a,
-               const std::vector<soda::Tensor<float>>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (soda::max_abs_difference(a[i], b[i]) != 0) return false;
-  }
-  return true;
-}
-
-}  // namespace
+#include "trainer_fixture.hpp"
 
 TEST_SUITE("train/trainer") {
+  using trainer_fixture::identical;
+  using trainer_fixture::Setup;
+  using trainer_fixture::snapshot;
+  using trainer_fixture::TempDir;
+
   TEST_CASE("training lowers the loss and beats chance on held-out data") {
     const Setup setup;
     soda::train::TrainerOptions options;

@@ -1,5 +1,7 @@
 // AtomicFileWriter: writes a file through a temporary sibling that is fsync'd and renamed over the
-// target on commit(), so readers see either the old file or the complete new one, never half.
+// target on commit(), so readers see either the old file or the complete new one, never half;
+// with it, write_file_atomically, the output-folder check and the clean-up of killed writers'
+// files.
 #pragma once
 
 #include <fcntl.h>
@@ -13,6 +15,9 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
 
 #include "soda/core/error.hpp"
 
@@ -87,6 +92,20 @@ class AtomicFileWriter {
 
   const std::filesystem::path& temp_path() const { return temp_; }
 
+  // Whether `file_name` is a temporary file name this class gives for a target named
+  // `target_name`: the target's name, ".tmp-" and 16 lowercase hexadecimal digits.
+  static bool is_temporary_name(std::string_view file_name, std::string_view target_name) {
+    constexpr std::string_view marker = ".tmp-";
+    constexpr std::size_t digits = 16;
+    if (file_name.size() != target_name.size() + marker.size() + digits) return false;
+    if (file_name.substr(0, target_name.size()) != target_name) return false;
+    if (file_name.substr(target_name.size(), marker.size()) != marker) return false;
+    for (const char c : file_name.substr(target_name.size() + marker.size())) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return true;
+  }
+
  private:
   [[noreturn]] void fail(const std::string& reason) const {
     throw IoError("cannot write '" + target_.string() + "': " + reason);
@@ -119,5 +138,63 @@ class AtomicFileWriter {
   std::filesystem::path temp_;
   int descriptor_ = -1;
 };
+
+// Writes `text` as the whole of `path`, atomically; a failed write (disk full, no permission) is
+// an IoError naming the file, and leaves the old file as it was.
+inline void write_file_atomically(const std::filesystem::path& path, std::string_view text) {
+  AtomicFileWriter out(path);
+  out.write(text.data(), text.size());
+  out.commit();
+}
+
+// Removes what writers of the files `target_names` in `folder` left when killed before commit():
+// `<target>.tmp-<16 hex digits>` files, nothing else. A writer still at work in the same folder
+// would lose its temporary file too, so one process writes a folder at a time. Returns the
+// files removed.
+inline std::vector<std::filesystem::path> remove_stale_temporary_files(
+    const std::filesystem::path& folder, const std::vector<std::string>& target_names) {
+  std::vector<std::filesystem::path> stale;  // collected first: no removal while listing
+  std::error_code ec;
+  for (std::filesystem::directory_iterator entry(folder, ec), end; !ec && entry != end;
+       entry.increment(ec)) {
+    const auto name = entry->path().filename().string();
+    std::error_code type_ec;
+    for (const auto& target : target_names) {
+      if (AtomicFileWriter::is_temporary_name(name, target) && entry->is_regular_file(type_ec)) {
+        stale.push_back(entry->path());
+      }
+    }
+  }
+  std::vector<std::filesystem::path> removed;
+  for (const auto& path : stale) {
+    std::error_code remove_ec;
+    if (std::filesystem::remove(path, remove_ec)) removed.push_back(path);
+  }
+  return removed;
+}
+
+// Creates `folder` (and its parents) when missing and checks that files can be created in it, so
+// that a long run fails at its start rather than at its first checkpoint: an IoError naming the
+// folder otherwise.
+inline void prepare_output_folder(const std::filesystem::path& folder) {
+  const auto fail = [&](const std::string& reason) {
+    throw IoError("output folder '" + folder.string() + "': " + reason);
+  };
+  if (folder.empty()) fail("the path is empty");
+  std::error_code ec;
+  if (std::filesystem::exists(folder, ec) && !std::filesystem::is_directory(folder, ec)) {
+    fail("it exists and is not a folder; give a folder path");
+  }
+  std::filesystem::create_directories(folder, ec);
+  if (ec) fail("cannot create it: " + ec.message());
+  // A writer that is never committed creates its temporary file and removes it again.
+  const std::string probe = ".soda-write-check";
+  remove_stale_temporary_files(folder, {probe});
+  try {
+    const AtomicFileWriter check(folder / probe);
+  } catch (const IoError& error) {
+    fail(std::string("cannot create files in it (") + error.what() + ")");
+  }
+}
 
 }  // namespace soda

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,7 @@
 #include "soda/optim/optimizer.hpp"
 #include "soda/train/adaptive_batch_size.hpp"
 #include "soda/train/adversarial.hpp"
+#include "soda/train/nonfinite_step.hpp"
 #include "soda/train/progress.hpp"
 #include "soda/train/trainer.hpp"
 
@@ -88,11 +90,15 @@ struct LargeBatchOptions {
   std::uint64_t seed = 0;
   std::int64_t eval_max_batches = -1;  // test batches after each epoch but the last (< 0: all)
   std::ostream* progress = &std::cerr;
+  // A step whose loss or update is not finite: false stops with NonFiniteError (naming method,
+  // epoch and step); true undoes it (model and optimizer as before) and counts it per epoch.
+  bool skip_nonfinite_steps = false;
 };
 
 struct LargeBatchEpoch {
   std::int64_t epoch = 0, batch_size = 0, steps = 0, iterations = 0;  // iterations: so far
-  double learning_rate = 0, adversarial_fraction = 0;                 // at the epoch's end
+  std::int64_t skipped_steps = 0;  // non-finite steps skipped (counted in steps and iterations)
+  double learning_rate = 0, adversarial_fraction = 0;  // at the epoch's end
   double train_loss = 0, train_accuracy = 0, test_accuracy = 0;
   std::optional<double> eigenvalue;
   std::int64_t hvp_count = 0;
@@ -104,6 +110,7 @@ struct LargeBatchEpoch {
         {"epoch", epoch},
         {"batch_size", batch_size},
         {"steps", steps},
+        {"skipped_steps", skipped_steps},
         {"iterations", iterations},
         {"learning_rate", learning_rate},
         {"adversarial_fraction", adversarial_fraction},
@@ -186,6 +193,11 @@ class MethodSchedule {
       throw ValueError(
           "large-batch training: need learning_rate > 0, decay in (0, 1] and "
           "warmup_epochs >= 0");
+    }
+    if (o.eval_max_batches == 0) {
+      throw ValueError(
+          "large-batch training: eval_max_batches = 0 would test on nothing; give a count >= 1, "
+          "or -1 for all");
     }
     batch_ = o.method == BatchMethod::fixed_large ? o.large_batch : o.batch;
   }
@@ -383,18 +395,28 @@ LargeBatchResult train_large_batch(std::shared_ptr<nn::Module<T>> model,
       }
       optimizer.set_learning_rate(schedule.learning_rate(epoch, record.steps, steps));
       record.learning_rate = optimizer.learning_rate();
+      NonFiniteStepGuard<T> guard(*model, optimizer, options.skip_nonfinite_steps);
       const auto step =
           detail::accumulated_step(*model, optimizer, images, labels, options.micro_batch);
-      loss_sum += step.loss * static_cast<double>(step.samples);
-      correct += step.correct;
-      samples += step.samples;
       ++record.steps;
       ++iterations;
+      const StepPlace place{"large-batch training (" + method_name(options.method) + ")", epoch,
+                            options.epochs, iterations};
+      if (guard.step_kept(step.loss, place)) {
+        loss_sum += step.loss * static_cast<double>(step.samples);
+        correct += step.correct;
+        samples += step.samples;
+      } else {
+        ++record.skipped_steps;
+      }
       char text[96];
-      std::snprintf(text, sizeof text, "loss %.4f acc %.2f%% lr %.4g", loss_sum / samples,
-                    100.0 * static_cast<double>(correct) / static_cast<double>(samples),
-                    record.learning_rate);
-      progress.update(record.steps, text, record.steps == steps);
+      std::snprintf(
+          text, sizeof text, "loss %.4f acc %.2f%% lr %.4g", samples > 0 ? loss_sum / samples : 0.0,
+          samples > 0 ? 100.0 * static_cast<double>(correct) / samples : 0.0, record.learning_rate);
+      const auto skipped = record.skipped_steps > 0 ? " (" + std::to_string(record.skipped_steps) +
+                                                          " non-finite skipped)"
+                                                    : std::string();
+      progress.update(record.steps, text + skipped, record.steps == steps);
     }
     progress.finish();
     record.train_seconds = progress.elapsed_seconds();
@@ -402,6 +424,8 @@ LargeBatchResult train_large_batch(std::shared_ptr<nn::Module<T>> model,
     if (samples > 0) {
       record.train_loss = loss_sum / static_cast<double>(samples);
       record.train_accuracy = static_cast<double>(correct) / static_cast<double>(samples);
+    } else if (record.skipped_steps > 0) {  // every step skipped: no figure (null in JSON)
+      record.train_loss = record.train_accuracy = std::numeric_limits<double>::quiet_NaN();
     }
     if (schedule.wants_estimate(epoch)) {
       const auto started = std::chrono::steady_clock::now();

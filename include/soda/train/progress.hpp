@@ -1,5 +1,7 @@
 // ProgressLine: a one-line progress report for long work (done/total, rate, ETA and whatever
-// figures the caller adds), redrawn in place at most a few times a second.
+// figures the caller adds), redrawn in place at most a few times a second; a line left unfinished
+// (an exception ended the work) is ended when it goes, so an error message starts a line of its
+// own.
 #pragma once
 
 #include <chrono>
@@ -43,6 +45,17 @@ class ProgressLine {
         start_(Clock::now()),
         last_draw_(start_) {}
 
+  // Not copied: a copy would end the same line twice.
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+
+  ~ProgressLine() {
+    try {
+      if (open_) finish();
+    } catch (...) {  // a stream that throws must not end the program from a destructor
+    }
+  }
+
   double elapsed_seconds() const {
     return std::chrono::duration<double>(Clock::now() - start_).count();
   }
@@ -53,6 +66,7 @@ class ProgressLine {
     if (out_ == nullptr) return;
     if (!force && std::chrono::duration<double>(now - last_draw_).count() < interval_) return;
     last_draw_ = now;
+    open_ = true;
     const double elapsed = elapsed_seconds();
     const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
     const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : NAN;
@@ -64,7 +78,8 @@ class ProgressLine {
   }
 
   // Ends the line (the next output starts on a fresh one).
-  void finish() const {
+  void finish() {
+    open_ = false;
     if (out_ != nullptr) *out_ << "\n" << std::flush;
   }
 
@@ -74,6 +89,7 @@ class ProgressLine {
   std::ostream* out_;
   double interval_;
   Clock::time_point start_, last_draw_;
+  bool open_ = false;  // drawn since the last finish()
 };
 
 }  // namespace soda::train
