@@ -177,6 +177,55 @@ TEST_SUITE("core/gemm") {
         }
   }
 
+  TEST_CASE("the tile grid covers the output, depends on the shape alone and never splits K") {
+    for (const std::int64_t m : {1, 63, 128, 129, 1000, 4096})
+      for (const std::int64_t n : {1, 64, 200, 3000})
+        for (const std::int64_t k : {1, 300, 5000}) {
+          const auto grid = soda::detail::tile_grid(m, n, k);
+          for (const auto& [points, extent] :
+               {std::pair{grid.row_points, m}, std::pair{grid.col_points, n}}) {
+            REQUIRE(points.front() == 0);
+            REQUIRE(points.back() == extent);
+            for (std::size_t i = 1; i < points.size(); ++i) {
+              CHECK(points[i] > points[i - 1]);
+              if (points.size() > 2) CHECK(points[i] - points[i - 1] >= 24);  // 32, rounded to 8
+            }
+          }
+          CHECK(grid.count() >= 1);
+          CHECK(grid.count() <= 4);
+        }
+    CHECK(soda::detail::tile_grid(2048, 2048, 2048).count() == 4);
+    CHECK(soda::detail::tile_grid(16, 16, 16).count() == 1);
+  }
+
+  TEST_CASE("gemm and batched matmul give bit-identical results at 1, 2 and 3 threads") {
+    using soda::detail::MatrixView;
+    const int saved = soda::max_threads();
+    const auto a = oracle::random<float>({700, 300}, 70);
+    const auto b = oracle::random<float>({300, 900}, 71);
+    const auto c0 = oracle::random<float>({700, 900}, 72);
+    const auto ad = oracle::random<double>({6, 130, 70}, 73);
+    const auto bd = oracle::random<double>({6, 70, 1}, 74);
+    std::vector<std::vector<float>> products;
+    std::vector<Tensor<double>> batched;
+    for (const int threads : {1, 2, 3}) {
+      soda::set_num_threads(threads);
+      // c = c0 + a·b with a read column-major: both layouts, accumulation and a 4-tile grid.
+      const auto at = soda::contiguous(soda::transpose(a, 0, 1));
+      std::vector<float> c(c0.data(), c0.data() + c0.numel());
+      soda::detail::gemm(MatrixView<float>{at.data(), 700, 300, 1, 700},
+                         MatrixView<float>{b.data(), 300, 900, 900, 1}, c.data(), true);
+      products.push_back(c);
+      batched.push_back(soda::matmul(ad, bd));
+    }
+    soda::set_num_threads(saved);
+    for (std::size_t t = 1; t < products.size(); ++t) {
+      CAPTURE(t);
+      CHECK(products[t] == products[0]);
+      CHECK(soda::max_abs_difference(batched[t], batched[0]) == 0);
+    }
+  }
+
   TEST_CASE("matmul of every shape with m, k, n in {1, 3, 17, 64, 129}") {
     std::uint64_t seed = 10;
     for (const std::int64_t m : {1, 3, 17, 64, 129})

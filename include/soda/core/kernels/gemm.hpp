@@ -74,8 +74,13 @@ inline std::vector<std::int64_t> split_points(std::int64_t extent, std::int64_t 
   return points;
 }
 
-// The output tile grid of an m x n x k product: about one tile per 2^19 multiply-adds (a few tens
-// of microseconds on one core), at most 64, no tile thinner than 32. A function of the shape only.
+// The output tile grid of an m x n x k product: a function of the shape only, never of the
+// thread count. About one tile per 2^19 multiply-adds, rounded down to 1, 2 or 4 tiles, none
+// thinner than 32. Measured on 2 threads (AVX-512): 4 large tiles keep OpenBLAS's packing
+// amortised (0.94 of its own threaded SGEMM at n = 512…2048; 64 tiles: 0.75), and splitting the
+// small per-image products of a convolution keeps their columns in cache (ResNet-20's training
+// step 10% faster than one tile per product). K is never split: each output element is summed
+// in one serial BLAS call.
 struct TileGrid {
   std::vector<std::int64_t> row_points, col_points;
   std::int64_t count() const {
@@ -84,18 +89,19 @@ struct TileGrid {
 };
 
 inline TileGrid tile_grid(std::int64_t m, std::int64_t n, std::int64_t k) {
-  constexpr std::int64_t tile_work = std::int64_t{1} << 19, max_tiles = 64, min_side = 32;
+  constexpr double tile_work = 1 << 19;
+  constexpr std::int64_t max_tiles = 4, min_side = 32;
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const auto wanted = static_cast<std::int64_t>(
-      std::min<double>(max_tiles, std::max(1.0, work / static_cast<double>(tile_work))));
+  std::int64_t wanted = 1;
+  while (wanted < max_tiles && static_cast<double>(2 * wanted) * tile_work <= work) wanted *= 2;
   std::int64_t row_parts = 1, col_parts = 1;
   while (row_parts * col_parts < wanted) {
-    const bool rows_can = m / (row_parts + 1) >= min_side;
-    const bool cols_can = n / (col_parts + 1) >= min_side;
+    const bool rows_can = m / (2 * row_parts) >= min_side;
+    const bool cols_can = n / (2 * col_parts) >= min_side;
     if (rows_can && (!cols_can || m * col_parts >= n * row_parts)) {
-      ++row_parts;
+      row_parts *= 2;
     } else if (cols_can) {
-      ++col_parts;
+      col_parts *= 2;
     } else {
       break;
     }
