@@ -192,6 +192,13 @@ TEST_CASE("sample inputs: reductions without a value over an empty axis refuse, 
       {"mean of an empty tensor",
        [&] { (void)soda::mean(soda::ones<double>({0})); },
        {"mean", "[0]"}},
+      // A 0-d tensor has no axis to normalise along.
+      {"softmax of a 0-d tensor",
+       [] { (void)soda::softmax(soda::ones<double>({})); },
+       {"softmax", "rank 0"}},
+      {"logsumexp of a 0-d tensor",
+       [] { (void)soda::logsumexp(soda::ones<double>({})); },
+       {"logsumexp", "rank 0"}},
   });
 }
 
