@@ -17,17 +17,22 @@ struct ConvCase {
 };
 
 const std::vector<ConvCase> conv_cases{
-    {{2, 2, 5, 5}, {3, 2, 3, 3}, 1, 0, true},             // plain
-    {{1, 2, 5, 5}, {3, 2, 3, 3}, 1, 1, true},             // batch 1, padded
-    {{2, 1, 4, 4}, {2, 1, 3, 3}, 1, 0, false},            // one input channel
-    {{2, 2, 4, 4}, {1, 2, 3, 3}, 1, 0, true},             // one output channel
-    {{1, 1, 1, 1}, {1, 1, 1, 1}, 1, 0, false},            // everything 1
-    {{2, 3, 4, 4}, {2, 3, 1, 1}, 1, 0, true},             // pointwise: the image is its columns
-    {{2, 2, 4, 4}, {2, 2, 1, 1}, 2, 0, false},            // 1x1 kernel, stride 2
-    {{2, 2, 1, 5}, {2, 2, 1, 3}, 1, 0, false},            // height 1
-    {{2, 2, 5, 1}, {2, 2, 3, 1}, 1, 0, false},            // width 1
-    {{2, 2, 3, 3}, {2, 2, 3, 3}, 1, 0, false},            // whole-image kernel: 1x1 output
-    {{2, 2, 5, 5}, {2, 2, 3, 3}, 2, 1, false},            // stride 2, padding 1
+    {{2, 2, 5, 5}, {3, 2, 3, 3}, 1, 0, true},   // plain
+    {{1, 2, 5, 5}, {3, 2, 3, 3}, 1, 1, true},   // batch 1, padded
+    {{2, 1, 4, 4}, {2, 1, 3, 3}, 1, 0, false},  // one input channel
+    {{2, 2, 4, 4}, {1, 2, 3, 3}, 1, 0, true},   // one output channel
+    {{1, 1, 1, 1}, {1, 1, 1, 1}, 1, 0, false},  // everything 1
+    {{2, 3, 4, 4}, {2, 3, 1, 1}, 1, 0, true},   // pointwise: the image is its columns
+    {{2, 2, 4, 4}, {2, 2, 1, 1}, 2, 0, false},  // 1x1 kernel, stride 2
+    {{2, 2, 1, 5}, {2, 2, 1, 3}, 1, 0, false},  // height 1
+    {{2, 2, 5, 1}, {2, 2, 3, 1}, 1, 0, false},  // width 1
+    {{2, 2, 3, 3}, {2, 2, 3, 3}, 1, 0, false},  // whole-image kernel: 1x1 output
+    {{2, 2, 5, 5}, {2, 2, 3, 3}, 2, 1, false},
+    {{1, 2, 7, 7},
+     {2, 2, 2, 2},
+     3,
+     0,
+     false},  // stride beyond the kernel: skipped pixels            // stride 2, padding 1
     {{1, 2, 5, 4}, {2, 2, 3, 2}, {2, 1}, {1, 0}, false},  // different strides and padding per axis
     {{0, 2, 4, 4}, {3, 2, 3, 3}, 1, 0, false},            // empty batch
     {{2, 2, 4, 4}, {0, 2, 3, 3}, 1, 1, false},            // no output channels
@@ -125,7 +130,8 @@ const std::vector<PoolCase> pool_cases{
     {{1, 2, 5, 5}, 5, 5, 0},           {{2, 2, 3, 3}, 1, 1, 0},
     {{2, 2, 1, 4}, {1, 2}, {1, 2}, 0}, {{2, 2, 4, 1}, {2, 1}, {2, 1}, 0},
     {{1, 1, 4, 4}, 3, 2, 1},           {{0, 2, 4, 4}, 2, 2, 0},
-    {{2, 0, 4, 4}, 2, 2, 0},           {{2, 3, 8, 8}, 3, 2, 1}};
+    {{2, 0, 4, 4}, 2, 2, 0},           {{2, 3, 8, 8}, 3, 2, 1},
+    {{1, 2, 4, 9}, {2, 9}, {2, 9}, 0}};  // windows of whole rows, 18 long
 
 std::string pool_text(const PoolCase& c) {
   auto pair = [](soda::Size2d s) {

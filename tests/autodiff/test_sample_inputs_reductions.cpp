@@ -18,7 +18,8 @@ struct ReductionCase {
   Axes axes;  // empty: every axis
 };
 
-// Unit axes reduced and kept, 0-d and 1-d inputs, leading, trailing, middle and split axes.
+// Unit axes reduced and kept, 0-d and 1-d inputs, leading, trailing, middle and split axes, and
+// rows of 37 (long enough for the vectorised loops).
 const std::vector<ReductionCase> reduction_cases{{{}, {}},
                                                  {{4}, {}},
                                                  {{4}, {0}},
@@ -35,7 +36,10 @@ const std::vector<ReductionCase> reduction_cases{{{}, {}},
                                                  {{2, 3, 2}, {1}},
                                                  {{2, 3, 2}, {0, 1}},
                                                  {{2, 1, 3}, {1}},
-                                                 {{2, 1, 3}, {0, 2}}};
+                                                 {{2, 1, 3}, {0, 2}},
+                                                 {{2, 37}, {1}},
+                                                 {{2, 37}, {0}},
+                                                 {{37, 2}, {}}};
 
 // Reductions over an empty tensor that still have a value: a sum over an empty axis is 0, and
 // reducing a non-empty axis of an empty tensor gives an empty result.
@@ -123,7 +127,7 @@ struct AxisCase {
 const std::vector<AxisCase> softmax_cases{
     {{4}, 0},    {{1}, 0},       {{2, 3}, 0},    {{2, 3}, 1},    {{2, 3}, -1},
     {{2, 1}, 1}, {{1, 3}, 0},    {{2, 3, 2}, 0}, {{2, 3, 2}, 1}, {{2, 3, 2}, 2},
-    {{0, 3}, 1}, {{2, 0, 3}, 2}, {{2, 0}, 0}};
+    {{0, 3}, 1}, {{2, 0, 3}, 2}, {{2, 0}, 0},    {{2, 37}, 1},   {{37, 2}, 0}};
 
 std::vector<Sample> softmax_samples() {
   std::vector<Sample> out;
