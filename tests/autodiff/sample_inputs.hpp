@@ -255,6 +255,19 @@ inline std::vector<Sample> unary_samples(const std::string& what, const Body& bo
   return out;
 }
 
+// The samples whose operands are all contiguous, summed to a scalar: each op's reverse rule then
+// receives the broadcast (stride-0 in every axis) gradient that sum's own reverse rule gives.
+inline std::vector<Sample> summed_samples(const std::vector<Sample>& samples) {
+  std::vector<Sample> out;
+  for (const auto& sample : samples) {
+    if (sample.name.find("(strides") != std::string::npos) continue;
+    const auto op = sample.op;
+    out.push_back({"sum of " + sample.name, [op](const Params& p) { return soda::sum(op(p)); },
+                   sample.params});
+  }
+  return out;
+}
+
 // Runs check_op on a sample and CHECKs its five parts; the sample's name is printed on failure.
 inline void check_sample(const Sample& sample) {
   INFO("sample " << sample.name);

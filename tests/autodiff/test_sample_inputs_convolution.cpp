@@ -230,4 +230,10 @@ TEST_CASE("sample inputs: convolution, normalisation and pooling refuse empty pl
   });
 }
 
+TEST_CASE("sample inputs: convolution, normalisation and pooling read a broadcast gradient") {
+  check_samples(summed_samples(convolution_samples()));
+  check_samples(summed_samples(normalization_samples()));
+  check_samples(summed_samples(pooling_samples()));
+}
+
 }  // namespace soda_test::samples

@@ -169,4 +169,12 @@ TEST_CASE("sample inputs: one parameter in both operands of a binary op") {
   check_samples(repeated_operand_samples());
 }
 
+TEST_CASE("sample inputs: element-wise ops read a broadcast gradient") {
+  for (const auto& f : unary_functions()) {
+    check_samples(summed_samples(unary_samples(f.name, f.body, elementwise_shapes, f.draw)));
+  }
+  for (const auto& f : binary_functions()) check_samples(summed_samples(binary_samples(f)));
+  check_samples(summed_samples(where_samples()));
+}
+
 }  // namespace soda_test::samples

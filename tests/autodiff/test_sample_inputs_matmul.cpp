@@ -177,4 +177,8 @@ TEST_CASE("sample inputs: matmul refuses empty operands whose inner extents disa
   });
 }
 
+TEST_CASE("sample inputs: matmul reads a broadcast gradient") {
+  check_samples(summed_samples(matmul_samples()));
+}
+
 }  // namespace soda_test::samples

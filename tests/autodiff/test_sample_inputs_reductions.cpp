@@ -218,4 +218,10 @@ TEST_CASE("sample inputs: sum_to refuses a shape that does not broadcast to the 
   });
 }
 
+TEST_CASE("sample inputs: reductions and the softmax family read a broadcast gradient") {
+  check_samples(summed_samples(reduction_samples()));
+  check_samples(summed_samples(sum_to_samples()));
+  check_samples(summed_samples(softmax_samples()));
+}
+
 }  // namespace soda_test::samples

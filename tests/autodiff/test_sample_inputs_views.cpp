@@ -266,4 +266,10 @@ TEST_CASE("sample inputs: view and join ops refuse shapes they cannot take, nami
   });
 }
 
+TEST_CASE("sample inputs: view, join and indexing ops read a broadcast gradient") {
+  check_samples(summed_samples(view_op_samples()));
+  check_samples(summed_samples(join_samples()));
+  check_samples(summed_samples(indexing_samples()));
+}
+
 }  // namespace soda_test::samples
