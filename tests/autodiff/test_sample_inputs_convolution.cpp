@@ -75,7 +75,8 @@ void add_pair_samples(std::vector<Sample>& out, const std::string& what, const C
 std::vector<Sample> convolution_samples() {
   std::vector<Sample> out;
   for (const auto& c : conv_cases) {
-    const auto [stride, padding] = std::pair{c.stride, c.padding};
+    // Plain copies, not a structured binding: clang before 16 cannot capture those in a lambda.
+    const auto stride = c.stride, padding = c.padding;
     const auto output = conv_output(c);
     add_pair_samples(
         out, "conv2d", c, {"x", c.input}, {"weight", c.weight},
@@ -149,7 +150,7 @@ std::vector<Sample> pooling_samples() {
   std::vector<Sample> out;
   auto add = [&](std::vector<Sample> more) { out.insert(out.end(), more.begin(), more.end()); };
   for (const auto& c : pool_cases) {
-    const auto [kernel, stride, padding] = std::tuple{c.kernel, c.stride, c.padding};
+    const auto kernel = c.kernel, stride = c.stride, padding = c.padding;
     // Values repeated along a window's rows or columns would tie: max_pool2d keeps expansions
     // to the batch and channel axes.
     const bool expands_plane = c.input[0] < 2 && c.input[1] < 2;

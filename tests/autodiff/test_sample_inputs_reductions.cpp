@@ -109,7 +109,9 @@ std::vector<Sample> sum_to_samples() {
                                                    {{1}, {}},
                                                    {{}, {}}};
   std::vector<Sample> out;
-  for (const auto& [from, to] : cases) {
+  for (const auto& pair : cases) {
+    const auto from = pair.first;
+    const auto to = pair.second;  // captured below: no structured binding
     auto more = unary_samples("sum_to " + soda::to_string(to),
                               [to](const Tensors& x) { return soda::sum_to(x[0], to); }, {from});
     out.insert(out.end(), more.begin(), more.end());

@@ -23,13 +23,17 @@ std::vector<Sample> view_op_samples() {
       {{2, 3}, {3, 2}},    {{2, 3}, {6}},       {{2, 3}, {1, 6, 1}}, {{2, 3}, {-1, 2}},
       {{2, 3, 2}, {6, 2}}, {{2, 3, 2}, {2, 6}}, {{1}, {}},           {{}, {1, 1}},
       {{0, 3}, {3, 0}},    {{2, 0, 3}, {0, 6}}, {{3, 1}, {1, 3}}};
-  for (const auto& [from, to] : reshapes) {
+  for (const auto& pair : reshapes) {
+    const auto from = pair.first;
+    const auto to = pair.second;  // captured below: no structured binding
     add_view_samples(out, "reshape to " + soda::to_string(to), from,
                      [to](const Tensor& x) { return soda::reshape(x, to); });
   }
   const std::vector<std::pair<Shape, Axes>> permutes{
       {{2, 3}, {1, 0}}, {{2, 1, 3}, {2, 0, 1}}, {{2, 3, 2}, {1, 2, 0}}, {{1, 0, 2}, {2, 1, 0}}};
-  for (const auto& [shape, axes] : permutes) {
+  for (const auto& pair : permutes) {
+    const auto shape = pair.first;
+    const auto axes = pair.second;  // captured below: no structured binding
     add_view_samples(out, "permute " + soda::to_string(axes), shape,
                      [axes](const Tensor& x) { return soda::permute(x, axes); });
   }
@@ -38,7 +42,9 @@ std::vector<Sample> view_op_samples() {
   const std::vector<std::pair<Shape, Shape>> broadcasts{
       {{3}, {2, 3}}, {{1}, {2, 2}},    {{}, {2, 3}},    {{2, 1}, {2, 4}}, {{2, 1, 3}, {4, 2, 2, 3}},
       {{0}, {2, 0}}, {{1, 3}, {0, 3}}, {{1, 1}, {1, 1}}};
-  for (const auto& [from, to] : broadcasts) {
+  for (const auto& pair : broadcasts) {
+    const auto from = pair.first;
+    const auto to = pair.second;  // captured below: no structured binding
     add_view_samples(out, "broadcast_to " + soda::to_string(to), from,
                      [to](const Tensor& x) { return soda::broadcast_to(x, to); });
   }
