@@ -7,6 +7,7 @@
 // batch statistics stays exact at a fraction of the passes the op-by-op composition needs.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -166,7 +167,9 @@ Tensor<T> channel_inverse_std(const Tensor<T>& x, double eps) {
       // ∂r/∂x = −r² · x̂ / M, with M the count per channel.
       [eps](const OpContext<T>& c, const Tensor<T>& g) {
         const auto& input = c.inputs[0];
-        const double count = static_cast<double>(input.numel() / input.size(1));
+        // No channels (C = 0): an empty gradient, and no integer division by zero.
+        const double count =
+            static_cast<double>(input.numel() / std::max<std::int64_t>(1, input.size(1)));
         const auto r = c.output;
         const auto factor = mul(mul(r, r), g);
         return std::vector<Tensor<T>>{

@@ -45,6 +45,8 @@ Tensor<T> mean(const Tensor<T>& x, std::vector<std::int64_t> axes, bool keepdim)
 template <class T>
 Tensor<T> max(const Tensor<T>& x, std::vector<std::int64_t> axes, bool keepdim) {
   axes = normalize_axes(axes, x.ndim(), "max");
+  // A 0-d tensor is its own maximum (and an empty list of axes in the rules would mean "all").
+  if (axes.empty() && x.ndim() == 0) return x;
   const Shape kept = detail::keepdim_shape(x.shape(), axes);
   auto out = detail::reduce<detail::MaxReduction>(x, axes, keepdim);
   if (!will_record<T>({x})) return out;

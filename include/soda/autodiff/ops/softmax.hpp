@@ -36,7 +36,8 @@ Tensor<T> along_axis(const Tensor<T>& x, std::int64_t axis, std::int64_t out_row
   const auto moved = x.view_with(moved_shape, moved_strides, x.offset());
   const auto source = moved.is_contiguous() ? moved : copy_contiguous(moved);
   const std::int64_t n = moved_shape.back();
-  const std::int64_t rows = n == 0 ? 0 : source.numel() / n;
+  // Counted from the other axes: over an empty axis each row still has a value (logsumexp's −inf).
+  const std::int64_t rows = soda::numel(Shape(moved_shape.begin(), moved_shape.end() - 1));
   Shape out_moved = moved_shape;
   out_moved.back() = out_row_length;
   auto out = Tensor<T>::empty(out_moved);
