@@ -49,7 +49,14 @@ Shape matmul_shape(const Tensor<T>& a0, const Tensor<T>& b0) {
   }
   const Shape a_batch(a0.shape().begin(), a0.shape().end() - 2);
   const Shape b_batch(b0.shape().begin(), b0.shape().end() - 2);
-  const Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  Shape batch;
+  try {
+    batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  } catch (const ShapeError&) {
+    throw ShapeError("matmul: the batch dimensions of " + to_string(a0.shape()) + " and " +
+                     to_string(b0.shape()) + " cannot be broadcast (" + to_string(a_batch) +
+                     " vs " + to_string(b_batch) + ")");
+  }
   Shape out_shape = batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
