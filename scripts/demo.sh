@@ -11,7 +11,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/install_deps.sh
 soda_install_packages gnuplot-nox
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSODA_BUILD_EXAMPLES=ON
+# build/ is configured exactly as scripts/test.sh configures it (Ninja, unity batches, tests and
+# examples on), so the two scripts run in either order and each reuses what the other compiled.
+# An existing build/ keeps the generator it was made with (CMake refuses to switch).
+generator=(-G Ninja)
+if [ -f build/CMakeCache.txt ]; then generator=(); fi
+cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=32 \
+  -DSODA_BUILD_TESTS=ON -DSODA_BUILD_BENCH=OFF -DSODA_BUILD_EXAMPLES=ON
 cmake --build build --target train_cifar10 hessian_spectrum -j"$(nproc)"
 ./build/examples/train_cifar10 --model resnet20 --epochs 1 --time-budget 240 \
   --out runs/demo "$@"

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "soda/core/error.hpp"
+#include "soda/core/kernels/elementwise.hpp"
 #include "soda/core/kernels/strided_loop.hpp"
 #include "soda/core/tensor.hpp"
 #include "soda/nn/module.hpp"
