@@ -6,6 +6,7 @@
 #include "soda/autodiff/ops/declarations.hpp"
 #include "soda/autodiff/ops/views.hpp"
 #include "soda/autodiff/tangent.hpp"
+#include "soda/core/kernels/functors.hpp"
 
 namespace soda {
 
