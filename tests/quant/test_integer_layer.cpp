@@ -22,7 +22,7 @@ std::string integer_layer_value_error(Call&& call) {
   } catch (const soda::ValueError& e) {
     return e.what();
   } catch (const std::exception& e) {
-    FAIL_CHECK("expected a ValueError, got: " << e.what());
+    FAIL_CHECK("expected a ValueError, got: " << std::string(e.what()));
     return "";
   }
   FAIL_CHECK("expected a ValueError, none was thrown");
