@@ -3,6 +3,8 @@
 #include "oracle.hpp"
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 using soda::Shape;
 
@@ -76,6 +78,25 @@ TEST_SUITE("core/factories") {
     CHECK(soda::arange<float>(-2.f).numel() == 0);
     CHECK_THROWS_AS(soda::arange<float>(0.f, 1.f, 0.f), soda::ValueError);
     CHECK_THROWS_AS(soda::arange<std::int32_t>(0, 1, 0), soda::ValueError);
+  }
+
+  TEST_CASE("zeros, empty, values and views refuse a shape whose count or bytes overflow int64") {
+    const std::int64_t big = std::int64_t{1} << 40;
+    // Before: 2^80 elements wrapped to 0, and a tensor backed by 0 bytes came back.
+    try {
+      soda::zeros<float>({big, big});
+      FAIL("expected ShapeError");
+    } catch (const soda::ShapeError& e) {
+      CHECK(std::string(e.what()).find("[1099511627776, 1099511627776]") != std::string::npos);
+    }
+    CHECK_THROWS_AS(soda::ones<float>({0, big, big}), soda::ShapeError);
+    // 2^61 doubles: the count fits, the 2^64 bytes do not.
+    CHECK_THROWS_AS(soda::Tensor<double>::empty({std::int64_t{1} << 61}), soda::ShapeError);
+    CHECK_THROWS_AS(soda::Tensor<float>({big, big}, std::vector<float>{}), soda::ShapeError);
+    // A view of one value as 2^80 elements.
+    const auto one = soda::ones<float>({1});
+    CHECK_THROWS_AS(one.view_with({big, big}, {0, 0}, 0), soda::ShapeError);
+    CHECK_THROWS_AS(soda::broadcast_to(one, {big, big}), soda::ShapeError);
   }
 
 }  // TEST_SUITE

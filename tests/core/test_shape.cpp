@@ -40,6 +40,31 @@ TEST_SUITE("core/shape") {
     }
   }
 
+  TEST_CASE(
+      "a size past int64 is a ShapeError naming the op and the shape, never a wrapped count") {
+    const std::int64_t big = std::int64_t{1} << 40;
+    CHECK_THROWS_AS(soda::numel(Shape{big, big}), soda::ShapeError);  // 2^80 wraps to 0
+    CHECK_THROWS_AS(soda::contiguous_strides(Shape{4, big, big}), soda::ShapeError);
+    // A zero extent makes the count 0, but the strides in front of it would still wrap.
+    CHECK_THROWS_AS(soda::check_shape_valid(Shape{big, big, 0}, "op"), soda::ShapeError);
+    CHECK_THROWS_AS(soda::check_shape_valid(Shape{0, big, big}, "op"), soda::ShapeError);
+    // 2^62 elements fit in int64; 2^62 four-byte elements do not.
+    const std::int64_t half = std::int64_t{1} << 31;
+    CHECK_NOTHROW(soda::check_shape_valid(Shape{half, half}, "op", 1));
+    try {
+      soda::check_shape_valid(Shape{half, half}, "myop", 4);
+      FAIL("expected ShapeError");
+    } catch (const soda::ShapeError& e) {
+      const std::string msg = e.what();
+      CHECK(msg.find("myop") != std::string::npos);
+      CHECK(msg.find("[2147483648, 2147483648]") != std::string::npos);
+    }
+    // The largest counts still count: 3037000499² = 9223372030926249001 < 2^63 - 1.
+    CHECK(soda::numel(Shape{3037000499, 3037000499}) == 9223372030926249001);
+    CHECK(soda::numel(Shape{INT64_MAX}) == INT64_MAX);
+    CHECK(soda::contiguous_strides(Shape{3037000499, 3037000499}) == soda::Strides{3037000499, 1});
+  }
+
   TEST_CASE("broadcast_shapes follows NumPy rules") {
     CHECK(soda::broadcast_shapes({4, 1}, {3}, "t") == Shape{4, 3});
     CHECK(soda::broadcast_shapes({}, {2, 3}, "t") == Shape{2, 3});

@@ -4,6 +4,7 @@
 
 #include <soda/soda.hpp>
 
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include <array>
@@ -54,6 +55,28 @@ scratch::Bytes gunzip(const std::filesystem::path& file) {
     out.insert(out.end(), buffer.data(), buffer.data() + got);
   gzclose(in);
   return out;
+}
+
+// `bytes` as one gzip member, in memory (zlib's deflate with the gzip wrapper).
+scratch::Bytes gzip_member(const scratch::Bytes& bytes) {
+  z_stream stream{};
+  REQUIRE(deflateInit2(&stream, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  scratch::Bytes out(deflateBound(&stream, static_cast<uLong>(bytes.size())));
+  stream.next_in = const_cast<Bytef*>(bytes.data());
+  stream.avail_in = static_cast<uInt>(bytes.size());
+  stream.next_out = out.data();
+  stream.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&stream, Z_FINISH) == Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+// The peak resident memory of this process so far, in KiB.
+long peak_resident_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
 }
 
 }  // namespace
@@ -179,6 +202,55 @@ TEST_SUITE("data/idx") {
     const auto message =
         scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "long"); });
     CHECK(scratch::mentions(message, {(tmp.path() / "long").string(), "corrupt", "1 bytes"}));
+  }
+
+  TEST_CASE("a gzip file is inflated header first, never past its declared size and one byte") {
+    scratch::TempFolder tmp;
+    // A [1] tensor, then 4 MiB more in the same member, whose checksum is broken: a reader that
+    // inflated everything would report the checksum; one that stops after the declared byte and
+    // one more reports the extra data.
+    auto content = idx_bytes({1}, {42});
+    content.resize(content.size() + (std::size_t{4} << 20), 0);
+    auto member = gzip_member(content);
+    member[member.size() - 8] ^= 0xff;  // the CRC-32 of the member's trailer
+    scratch::write_raw(tmp.path() / "crc.gz", member);
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "crc.gz"); });
+    CHECK(scratch::mentions(message,
+                            {(tmp.path() / "crc.gz").string(), "corrupt", "more bytes", "[1]"}));
+
+    // The same [1] tensor followed by 1 GiB of zeros (1024 gzip members of 1 MiB each, 1 MB on
+    // disk): refused without inflating them (before: 2.1 GB of memory and seconds).
+    auto bomb = gzip_member(idx_bytes({1}, {42}));
+    const auto zeros = gzip_member(scratch::Bytes(std::size_t{1} << 20, 0));
+    for (int i = 0; i < 1024; ++i) bomb.insert(bomb.end(), zeros.begin(), zeros.end());
+    scratch::write_raw(tmp.path() / "bomb.gz", bomb);
+    const long before = peak_resident_kib();
+    const auto bomb_message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "bomb.gz"); });
+    CHECK(scratch::mentions(bomb_message, {(tmp.path() / "bomb.gz").string(), "more bytes"}));
+    CHECK(peak_resident_kib() - before < 64 * 1024);
+  }
+
+  TEST_CASE("a gzip header may not declare more than its file can inflate to") {
+    scratch::TempFolder tmp;
+    // 47 MB declared, 10 bytes given: refused from the header, before any allocation.
+    scratch::write_gzip(tmp.path() / "claims.gz",
+                        idx_bytes({60000, 28, 28}, scratch::pattern(10, 12)));
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "claims.gz"); });
+    CHECK(scratch::mentions(message, {(tmp.path() / "claims.gz").string(), "truncated",
+                                      "[60000, 28, 28]", "can inflate"}));
+  }
+
+  TEST_CASE("a header whose shape no tensor can hold is refused naming the file") {
+    scratch::TempFolder tmp;
+    // No data is needed (an extent is 0), but its stride, (2^32 - 1)², overflows int64.
+    scratch::write_raw(tmp.path() / "strides", idx_bytes({0, 0xffffffffu, 0xffffffffu}, {}));
+    const auto message =
+        scratch::error_message<soda::IoError>([&] { soda::load_idx_u8(tmp.path() / "strides"); });
+    CHECK(scratch::mentions(
+        message, {(tmp.path() / "strides").string(), "corrupt", "[0, 4294967295, 4294967295]"}));
   }
 
   TEST_CASE("a gzip stream cut short is reported as truncated") {

@@ -108,6 +108,27 @@ TEST_SUITE("io/safetensors") {
         "is too large");
   }
 
+  TEST_CASE("load: a shape whose size overflows int64 even though an extent is 0") {
+    // No bytes are needed, but the strides of [0, 2^32, 2^32] (and the count of [2^32, 2^32, 0]
+    // on the way to 0) overflow: such a tensor cannot be made.
+    for (const std::string shape : {"[0,4294967296,4294967296]", "[4294967296,4294967296,0]"}) {
+      CAPTURE(shape);
+      check_rejected(
+          by_hand(R"({"a":{"dtype":"U8","shape":)" + shape + R"(,"data_offsets":[0,0]}})", ""),
+          "is too large");
+    }
+  }
+
+  TEST_CASE("load: JSON nested deeper than a header can be") {
+    // Printing such a value in a message would recurse once per level (a stack overflow at this
+    // depth): the parse stops at level 17.
+    const std::size_t depth = 200000;
+    const std::string shape = std::string(depth, '[') + std::string(depth, ']');
+    check_rejected(
+        by_hand(R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})", ""),
+        "nests JSON values more than 16 levels deep");
+  }
+
   TEST_CASE("load: data_offsets that end before they begin") {
     check_rejected(
         by_hand(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", std::string(8, '\0')),

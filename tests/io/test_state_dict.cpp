@@ -117,6 +117,38 @@ TEST_SUITE("io/state_dict") {
                          soda::ValueError);
   }
 
+  TEST_CASE("a refused file leaves every tensor of the model as it was") {
+    // The bad entry comes last, after tensors that fit: nothing may be copied before the check.
+    const auto unchanged = [](const Net& net) {
+      return net.bias.at({0}) == 1.0f && net.first->weight.at({1, 2}) == 1.0f &&
+             net.first->running_mean.at({2}) == 2.0f && net.second->weight.at({0, 0}) == 2.0f &&
+             net.second->counter.item() == 7.0f;
+    };
+    Net net(1);
+    REQUIRE(unchanged(net));
+    const auto file = soda::state_dict_file(Net(5));
+    REQUIRE(file.tensors.back().first == "second.num_batches_tracked");
+
+    auto misshapen = file;
+    misshapen.tensors.back().second = soda::zeros<std::int64_t>({2});
+    CHECK_THROWS_AS(soda::load_state_dict(net, misshapen, "a.safetensors"), soda::ShapeError);
+    CHECK(unchanged(net));
+
+    auto missing = file;
+    missing.tensors.pop_back();
+    CHECK_THROWS_AS(soda::load_state_dict(net, missing, "b.safetensors"), soda::ValueError);
+    CHECK(unchanged(net));
+
+    auto extra = file;
+    extra.tensors.emplace_back("fc.weight", soda::zeros<float>({1}));
+    CHECK_THROWS_AS(soda::load_state_dict(net, extra, "c.safetensors"), soda::ValueError);
+    CHECK(unchanged(net));
+
+    soda::load_state_dict(net, file, "d.safetensors");  // and a good file loads
+    CHECK(net.bias.at({0}) == 5.0f);
+    CHECK(net.second->weight.at({0, 0}) == 10.0f);
+  }
+
   TEST_CASE("a prefix selects one model's entries in a larger file") {
     Net net(0);
     soda::TensorFile file;

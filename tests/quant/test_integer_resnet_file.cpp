@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "random_plan.hpp"
@@ -197,6 +198,38 @@ TEST_CASE("integer_resnet_file: truncated, foreign and tampered files raise IoEr
     file.metadata["soda.integer_resnet"] = description.dump();
     soda::save_safetensors(path, file);
     CHECK(integer_resnet_file_contains(integer_resnet_file_load_error(path), "malformed"));
+  }
+  SUBCASE("a field that is not an integer of its type") {
+    // nlohmann's get<> would truncate 1.0 or 8.5 and wrap 2^32 + 8 to 8, and accept the file.
+    const std::vector<std::pair<std::string, nlohmann::ordered_json>> fields = {
+        {"stride", 1.0}, {"padding", 8.5}, {"weight_bits", std::int64_t{4294967304}}};
+    for (const auto& [field, value] : fields) {
+      CAPTURE(field);
+      soda::TensorFile file = good;
+      auto description = nlohmann::ordered_json::parse(file.metadata.at("soda.integer_resnet"));
+      description["stem"][field] = value;
+      file.metadata["soda.integer_resnet"] = description.dump();
+      soda::save_safetensors(path, file);
+      const auto message = integer_resnet_file_load_error(path);
+      CHECK(integer_resnet_file_contains(message, "\"" + field + "\" is " + value.dump()));
+      CHECK(integer_resnet_file_contains(message, "not an integer"));
+    }
+  }
+  SUBCASE("a geometry or image size past its bound") {
+    const std::vector<std::pair<std::string, std::string>> fields = {
+        {"out_channels", "layer 'conv1': out_channels 1099511627776 is too large"},
+        {"kernel_h", "layer 'conv1': kernel_h 1099511627776 is too large"},
+        {"image_height", "image height 1099511627776 is too large"}};
+    for (const auto& [field, expected] : fields) {
+      CAPTURE(field);
+      soda::TensorFile file = good;
+      auto description = nlohmann::ordered_json::parse(file.metadata.at("soda.integer_resnet"));
+      auto& where = field == "image_height" ? description : description["stem"];
+      where[field] = std::int64_t{1} << 40;
+      file.metadata["soda.integer_resnet"] = description.dump();
+      soda::save_safetensors(path, file);
+      CHECK(integer_resnet_file_contains(integer_resnet_file_load_error(path), expected));
+    }
   }
   SUBCASE("another format version") {
     soda::TensorFile file = good;

@@ -37,4 +37,10 @@ class IoError : public Error {
   using Error::Error;
 };
 
+// Memory the system would not give: names the tensor's shape and the bytes asked for.
+class AllocationError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace soda

@@ -2,6 +2,7 @@
 // A Shape is a plain vector of extents; a scalar (0-d) tensor has the empty shape.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,12 +14,6 @@ namespace soda {
 using Shape = std::vector<std::int64_t>;
 using Strides = std::vector<std::int64_t>;
 
-inline std::int64_t numel(const Shape& shape) {
-  std::int64_t n = 1;
-  for (const auto d : shape) n *= d;
-  return n;
-}
-
 inline std::string to_string(const Shape& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -28,19 +23,46 @@ inline std::string to_string(const Shape& shape) {
   return s + "]";
 }
 
+namespace detail {
+
+// The one place where extents are multiplied: every element count, stride and byte size of a
+// shape goes through here, so that a product past int64 is an error, never a wrapped value.
+inline std::int64_t multiply_extents(std::int64_t a, std::int64_t b, const Shape& shape,
+                                     const char* op) {
+  std::int64_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product)) {
+    throw ShapeError(std::string(op) + ": shape " + to_string(shape) +
+                     " is too large: its element count or byte size overflows int64");
+  }
+  return product;
+}
+
+}  // namespace detail
+
+inline std::int64_t numel(const Shape& shape) {
+  std::int64_t n = 1;
+  for (const auto d : shape) n = detail::multiply_extents(n, d, shape, "numel");
+  return n;
+}
+
 inline Strides contiguous_strides(const Shape& shape) {
   Strides strides(shape.size());
   std::int64_t stride = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= shape[i];
+    stride = detail::multiply_extents(stride, shape[i], shape, "contiguous_strides");
   }
   return strides;
 }
 
-inline void check_shape_valid(const Shape& shape, const char* op) {
+// Every tensor's shape passes here (Tensor::empty, views): extents must be non-negative, and the
+// extents (a zero counted as one, so that every contiguous stride fits as well) times
+// element_bytes must fit in int64. Checked before any arithmetic on the shape.
+inline void check_shape_valid(const Shape& shape, const char* op, std::int64_t element_bytes = 1) {
+  std::int64_t span = element_bytes;
   for (const auto d : shape) {
     if (d < 0) throw ShapeError(std::string(op) + ": negative extent in shape " + to_string(shape));
+    span = detail::multiply_extents(span, std::max<std::int64_t>(d, 1), shape, op);
   }
 }
 

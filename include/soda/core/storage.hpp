@@ -6,12 +6,15 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "soda/core/error.hpp"
 
 namespace soda {
 
@@ -20,6 +23,19 @@ namespace detail {
 inline constexpr std::size_t storage_alignment = 64;
 // Below this a buffer goes straight to the C allocator, which is fast for small blocks.
 inline constexpr std::size_t pooled_minimum_bytes = std::size_t{1} << 16;
+
+// The cache limit in bytes for the setting of SODA_STORAGE_CACHE_MB (null when unset: 2 GiB).
+inline std::size_t storage_cache_limit(const char* setting) {
+  if (setting == nullptr) return std::size_t{2} << 30;
+  const std::string text = setting;
+  const bool whole_number = !text.empty() && text.size() <= 9 &&
+                            text.find_first_not_of("0123456789") == std::string::npos;
+  if (!whole_number) {
+    throw ValueError("SODA_STORAGE_CACHE_MB is '" + text +
+                     "'; set it to a whole number of megabytes below 10^9 (0 turns the cache off)");
+  }
+  return static_cast<std::size_t>(std::stoull(text)) << 20;
+}
 
 class StoragePool {
  public:
@@ -44,7 +60,10 @@ class StoragePool {
     if (p == nullptr) {
       clear();
       p = std::aligned_alloc(storage_alignment, bytes);
-      if (p == nullptr) throw std::bad_alloc();
+      if (p == nullptr) {
+        throw AllocationError("cannot allocate " + std::to_string(bytes) +
+                              " bytes: the system is out of memory (or a memory limit is set)");
+      }
     }
     return p;
   }
@@ -88,16 +107,12 @@ class StoragePool {
   }
 
  private:
-  StoragePool() {
-    const char* env = std::getenv("SODA_STORAGE_CACHE_MB");
-    limit_ =
-        env != nullptr ? static_cast<std::size_t>(std::stoull(env)) << 20 : std::size_t{2} << 30;
-  }
+  StoragePool() : limit_(storage_cache_limit(std::getenv("SODA_STORAGE_CACHE_MB"))) {}
 
   std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::size_t cached_ = 0;
-  std::size_t limit_ = 0;
+  std::size_t limit_;
 };
 
 struct PooledFree {
@@ -107,6 +122,13 @@ struct PooledFree {
 
 template <class T>
 std::shared_ptr<T[]> allocate_storage(std::size_t count) {
+  // Rounding up to the alignment below must not wrap either.
+  constexpr std::size_t most =
+      (std::numeric_limits<std::size_t>::max() - storage_alignment) / sizeof(T);
+  if (count > most) {
+    throw AllocationError("cannot allocate " + std::to_string(count) + " elements of " +
+                          std::to_string(sizeof(T)) + " bytes: the size overflows");
+  }
   const std::size_t bytes = std::max<std::size_t>(count * sizeof(T), 1);
   const std::size_t rounded =
       (bytes + storage_alignment - 1) / storage_alignment * storage_alignment;

@@ -59,7 +59,7 @@ class Tensor {
 
   // A contiguous tensor of `shape` holding `values` (row-major); sizes must agree.
   Tensor(Shape shape, std::vector<T> values) {
-    check_shape_valid(shape, "Tensor");
+    check_shape_valid(shape, "Tensor", sizeof(T));
     const auto n = soda::numel(shape);
     if (static_cast<std::int64_t>(values.size()) != n) {
       throw ShapeError("Tensor: shape " + to_string(shape) + " holds " + std::to_string(n) +
@@ -69,11 +69,19 @@ class Tensor {
     std::copy(values.begin(), values.end(), data());
   }
 
-  // Uninitialised contiguous storage; factories (zeros, full, ...) build on it.
+  // Uninitialised contiguous storage; factories (zeros, full, ...) build on it. A shape whose size
+  // overflows int64 is a ShapeError; memory the system refuses is an AllocationError.
   static Tensor empty(Shape shape) {
-    check_shape_valid(shape, "empty");
+    check_shape_valid(shape, "empty", sizeof(T));
     auto impl = std::make_shared<detail::TensorImpl<T>>();
-    impl->storage = detail::allocate_storage<T>(static_cast<std::size_t>(soda::numel(shape)));
+    const auto count = soda::numel(shape);
+    try {
+      impl->storage = detail::allocate_storage<T>(static_cast<std::size_t>(count));
+    } catch (const AllocationError& e) {
+      throw AllocationError("empty: no memory for a " + std::string(dtype_name<T>()) +
+                            " tensor of shape " + to_string(shape) + " (" + std::to_string(count) +
+                            " elements of " + std::to_string(sizeof(T)) + " bytes): " + e.what());
+    }
     impl->strides = contiguous_strides(shape);
     impl->shape = std::move(shape);
     return Tensor(std::move(impl));
@@ -148,6 +156,7 @@ class Tensor {
 
   // A view with new shape/strides over the same storage (no autodiff; ops wrap this).
   Tensor view_with(Shape shape, Strides strides, std::int64_t offset) const {
+    check_shape_valid(shape, "view", sizeof(T));
     auto impl = std::make_shared<detail::TensorImpl<T>>();
     impl->storage = checked().storage;
     impl->offset = offset;

@@ -4,12 +4,15 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,41 +48,70 @@ inline bool starts_with_gzip_magic(const std::filesystem::path& file) {
   return in.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
 }
 
-inline std::vector<unsigned char> read_gzip_file(const std::filesystem::path& file,
-                                                 const std::string& where) {
-  const std::unique_ptr<gzFile_s, int (*)(gzFile)> in(gzopen(file.c_str(), "rb"), gzclose);
-  if (!in) throw IoError(where + ": cannot open " + file.string());
-  gzbuffer(in.get(), 1 << 18);
-  constexpr std::size_t chunk = 1 << 20;
-  std::vector<unsigned char> bytes;
-  for (;;) {
-    const auto have = bytes.size();
-    bytes.resize(have + chunk);
-    const int got = gzread(in.get(), bytes.data() + have, static_cast<unsigned>(chunk));
-    bytes.resize(have + static_cast<std::size_t>(got < 0 ? 0 : got));
-    if (got <= 0) break;
-  }
-  // A stream cut short ends reads like end-of-file; zlib reports it only through gzerror.
-  int status = Z_OK;
-  const char* message = gzerror(in.get(), &status);
-  if (status != Z_OK) {
-    throw IoError(where + ": " + file.string() +
-                  ": the gzip stream is truncated or corrupt (zlib: " + message +
-                  "); download the file again");
-  }
-  return bytes;
-}
+// Deflate's largest compression factor (zlib's documentation: 1032:1): a gzip file of n bytes
+// never inflates to more than 1032·n, which bounds what a header may declare before reading on.
+inline constexpr std::uint64_t max_deflate_ratio = 1032;
 
-inline std::vector<unsigned char> read_raw_file(const std::filesystem::path& file,
-                                                const std::string& where) {
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(std::filesystem::file_size(file)));
-  std::ifstream in(file, std::ios::binary);
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (in.gcount() != static_cast<std::streamsize>(bytes.size())) {
-    throw IoError(where + ": could not read " + file.string());
+// The bytes of an IDX file in order, inflated on the fly when it is gzip'd, so that the header is
+// read before the data and no more is ever inflated than the header declares (plus one byte).
+class IdxByteStream {
+ public:
+  IdxByteStream(const std::filesystem::path& file, const std::string& where)
+      : file_(file),
+        where_(where),
+        file_bytes_(std::filesystem::file_size(file)),
+        compressed_(starts_with_gzip_magic(file)),
+        gzip_(nullptr, gzclose) {
+    if (compressed_) {
+      gzip_.reset(gzopen(file.c_str(), "rb"));
+      if (gzip_) gzbuffer(gzip_.get(), 1 << 18);
+    } else {
+      raw_.open(file, std::ios::binary);
+    }
+    if (compressed_ ? !gzip_ : !raw_.is_open()) {
+      throw IoError(where + ": cannot open " + file.string() + ": " + std::strerror(errno));
+    }
   }
-  return bytes;
-}
+
+  bool compressed() const { return compressed_; }
+  std::uint64_t file_bytes() const { return file_bytes_; }
+
+  // Reads up to `count` bytes into `into`; fewer only at the end of the file.
+  std::size_t read(unsigned char* into, std::size_t count) {
+    if (!compressed_) {
+      raw_.read(reinterpret_cast<char*>(into), static_cast<std::streamsize>(count));
+      return static_cast<std::size_t>(raw_.gcount());
+    }
+    std::size_t total = 0;
+    while (total < count) {
+      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(count - total, 1 << 30));
+      const int got = gzread(gzip_.get(), into + total, chunk);
+      if (got <= 0) break;
+      total += static_cast<std::size_t>(got);
+    }
+    if (total < count) check_gzip_stream();
+    return total;
+  }
+
+ private:
+  // A stream cut short ends reads like end-of-file; zlib reports it only through gzerror.
+  void check_gzip_stream() {
+    int status = Z_OK;
+    const char* message = gzerror(gzip_.get(), &status);
+    if (status != Z_OK) {
+      throw IoError(where_ + ": " + file_.string() +
+                    ": the gzip stream is truncated or corrupt (zlib: " + message +
+                    "); download the file again");
+    }
+  }
+
+  std::filesystem::path file_;
+  std::string where_;
+  std::uint64_t file_bytes_;
+  bool compressed_;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> gzip_;
+  std::ifstream raw_;
+};
 
 inline std::string idx_dtype_name(unsigned code) {
   switch (code) {
@@ -105,63 +137,88 @@ inline std::string hex_byte(unsigned value) {
   return std::string("0x") + digits[(value >> 4) & 0xf] + digits[value & 0xf];
 }
 
+// The bytes the data of `shape` takes (one per element), or nothing when no file could hold them.
+inline std::optional<std::uint64_t> idx_data_bytes(const Shape& shape) {
+  if (std::ranges::find(shape, 0) != shape.end()) return 0;
+  std::uint64_t bytes = 1;
+  for (const auto d : shape) {
+    if (__builtin_mul_overflow(bytes, static_cast<std::uint64_t>(d), &bytes)) return std::nullopt;
+  }
+  return bytes;
+}
+
 // The uint8 tensor stored in an IDX file; errors are prefixed with `where` and name the file.
+// The header is read first and checked against the file's size, so that a corrupt header never
+// allocates or inflates more than the file can hold.
 inline Tensor<std::uint8_t> read_idx_u8(const std::filesystem::path& file,
                                         const std::string& where) {
   if (!std::filesystem::is_regular_file(file)) {
     throw IoError(where + ": missing file " + file.string());
   }
-  const auto bytes =
-      starts_with_gzip_magic(file) ? read_gzip_file(file, where) : read_raw_file(file, where);
+  IdxByteStream in(file, where);
   const auto name = file.string();
-  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || idx_dtype_name(bytes[2]).empty()) {
-    std::string magic;
-    for (std::size_t i = 0; i < 4 && i < bytes.size(); ++i) magic += " " + hex_byte(bytes[i]);
+  std::array<unsigned char, 4> magic{};
+  const std::size_t magic_bytes = in.read(magic.data(), magic.size());
+  if (magic_bytes < 4 || magic[0] != 0 || magic[1] != 0 || idx_dtype_name(magic[2]).empty()) {
+    std::string found;
+    for (std::size_t i = 0; i < magic_bytes; ++i) found += " " + hex_byte(magic[i]);
     throw IoError(where + ": " + name + " has the bad magic number" +
-                  (magic.empty() ? " (empty file)" : magic) +
+                  (found.empty() ? " (empty file)" : found) +
                   "; an IDX file starts with 0x00 0x00 <dtype 0x08..0x0e> <rank>");
   }
-  if (bytes[2] != 0x08) {
-    throw IoError(where + ": " + name + " holds dtype " + idx_dtype_name(bytes[2]) +
+  if (magic[2] != 0x08) {
+    throw IoError(where + ": " + name + " holds dtype " + idx_dtype_name(magic[2]) +
                   "; only dtype 0x08 (unsigned byte) is supported");
   }
-  const std::size_t rank = bytes[3];
-  const std::size_t header = 4 + 4 * rank;
-  if (bytes.size() < header) {
+  const std::size_t rank = magic[3];
+  std::vector<unsigned char> extents(4 * rank);
+  const std::size_t extent_bytes = in.read(extents.data(), extents.size());
+  if (extent_bytes < extents.size()) {
     throw IoError(where + ": " + name + " is truncated: its header declares " +
                   std::to_string(rank) + " dimensions but the file has only " +
-                  std::to_string(bytes.size()) + " bytes");
+                  std::to_string(4 + extent_bytes) + " bytes");
   }
   Shape shape(rank);
   for (std::size_t d = 0; d < rank; ++d) {
-    const auto* p = bytes.data() + 4 + 4 * d;
+    const auto* p = extents.data() + 4 * d;
     shape[d] = std::int64_t{p[0]} << 24 | std::int64_t{p[1]} << 16 | std::int64_t{p[2]} << 8 | p[3];
   }
-  // Multiply only while the product fits in what follows the header, so no overflow.
-  const auto available = static_cast<std::int64_t>(bytes.size() - header);
-  std::int64_t needed = 1;
-  bool fits = true;
-  for (const auto d : shape) {
-    if (d == 0) {
-      needed = 0;
-      fits = true;
-      break;
-    }
-    if (fits && needed > available / d) fits = false;
-    if (fits) needed *= d;
-  }
-  if (!fits || needed > available) {
+  const std::uint64_t header = 4 + 4 * rank;
+  const auto needed = idx_data_bytes(shape);
+  // Raw: what follows the header, exactly. Gzip: at most what the file can inflate to.
+  const std::uint64_t available =
+      in.compressed() ? in.file_bytes() * max_deflate_ratio : in.file_bytes() - header;
+  if (!needed || *needed > available) {
     throw IoError(where + ": " + name + " is truncated: its header declares shape " +
-                  to_string(shape) + " but only " + std::to_string(available) +
-                  " data bytes follow the header");
+                  to_string(shape) + " but only " +
+                  (in.compressed()
+                       ? "up to " + std::to_string(available) + " bytes can inflate from its " +
+                             std::to_string(in.file_bytes()) + " compressed bytes"
+                       : std::to_string(available) + " data bytes follow the header"));
   }
-  if (needed < available) {
-    throw IoError(where + ": " + name + " is corrupt: " + std::to_string(available - needed) +
+  if (!in.compressed() && *needed < available) {
+    throw IoError(where + ": " + name + " is corrupt: " + std::to_string(available - *needed) +
                   " bytes follow the data of the shape " + to_string(shape) +
                   " its header declares");
   }
-  auto out = Tensor<std::uint8_t>::empty(shape);
-  if (needed > 0) std::memcpy(out.data(), bytes.data() + header, static_cast<std::size_t>(needed));
+  Tensor<std::uint8_t> out;
+  try {
+    out = Tensor<std::uint8_t>::empty(shape);
+  } catch (const ShapeError& e) {
+    throw IoError(where + ": " + name + " is corrupt: its header declares shape " +
+                  to_string(shape) + ", which no tensor can hold (" + e.what() + ")");
+  }
+  const std::size_t got = in.read(out.data(), static_cast<std::size_t>(*needed));
+  if (got < *needed) {
+    throw IoError(where + ": " + name + " is truncated: its header declares shape " +
+                  to_string(shape) + " but only " + std::to_string(got) +
+                  " data bytes follow the header");
+  }
+  unsigned char extra = 0;
+  if (in.read(&extra, 1) != 0) {
+    throw IoError(where + ": " + name + " is corrupt: more bytes follow the data of the shape " +
+                  to_string(shape) + " its header declares");
+  }
   return out;
 }
 

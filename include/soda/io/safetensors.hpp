@@ -61,6 +61,13 @@ inline std::size_t safetensors_element_size(std::string_view code) {
   return 0;
 }
 
+// Bytes per element once loaded: 16-bit floats widen to float32.
+inline std::int64_t safetensors_loaded_size(std::string_view code) {
+  return code == "F16" || code == "BF16"
+             ? 4
+             : static_cast<std::int64_t>(safetensors_element_size(code));
+}
+
 // IEEE binary16 to float32 (exact: every half value is a float).
 inline float half_to_float(std::uint16_t half) {
   const std::uint32_t sign = static_cast<std::uint32_t>(half & 0x8000u) << 16;
@@ -106,7 +113,9 @@ inline void save_safetensors(const std::filesystem::path& path, const TensorFile
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
   std::uint64_t offset = 0;
-  for (const auto& [name, tensor] : file.tensors) {
+  // Named members, not a structured binding: clang before 16 refuses to capture one in a lambda.
+  for (const auto& named : file.tensors) {
+    const std::string& name = named.first;
     std::visit(
         [&]<class T>(const Tensor<T>& t) {
           const auto bytes = static_cast<std::uint64_t>(t.numel()) * sizeof(T);
@@ -117,7 +126,7 @@ inline void save_safetensors(const std::filesystem::path& path, const TensorFile
           offset += bytes;
           contiguous.emplace_back(t.is_contiguous() ? t : detail::copy_contiguous(t));
         },
-        tensor);
+        named.second);
   }
 
   std::string text;
@@ -231,12 +240,18 @@ class SafetensorsLoader {
     return parse_json(text);
   }
 
-  // Parses the header, noting a key that appears twice in one object (the parser keeps one).
+  // Parses the header, noting a key that appears twice in one object (the parser keeps one) and
+  // refusing deep nesting: printing a value in a message recurses once per level.
   nlohmann::ordered_json parse_json(const std::string& text) const {
     using Json = nlohmann::ordered_json;
+    constexpr int deepest = 16;  // a valid header nests 3 levels: tensors, entry, shape
     std::vector<std::set<std::string>> open_objects;
     std::string duplicate;
-    const auto note_keys = [&](int, Json::parse_event_t event, Json& parsed) {
+    const auto note_keys = [&](int depth, Json::parse_event_t event, Json& parsed) {
+      if (depth > deepest) {
+        corrupt("the header nests JSON values more than " + std::to_string(deepest) +
+                " levels deep; a safetensors header is an object of flat entries");
+      }
       if (event == Json::parse_event_t::object_start) {
         open_objects.emplace_back();
       } else if (event == Json::parse_event_t::object_end) {
@@ -290,8 +305,6 @@ class SafetensorsLoader {
 
     const auto& shape = value["shape"];
     if (!shape.is_array()) corrupt(where + ": shape is " + shape.dump() + ", not an array");
-    std::uint64_t count = 1;
-    bool overflow = false;
     for (const auto& extent : shape) {
       if (!extent.is_number_integer()) {
         corrupt(where + ": shape " + shape.dump() + " holds something other than integers");
@@ -303,9 +316,13 @@ class SafetensorsLoader {
       if (d > static_cast<std::uint64_t>(INT64_MAX)) {
         corrupt(where + ": shape " + shape.dump() + " has a dimension too large");
       }
-      overflow = overflow || (d != 0 && count > UINT64_MAX / element_size / d);
-      count *= d;
       entry.shape.push_back(static_cast<std::int64_t>(d));
+    }
+    try {
+      check_shape_valid(entry.shape, "load_safetensors", safetensors_loaded_size(entry.dtype));
+    } catch (const ShapeError&) {
+      corrupt(where + ": shape " + shape.dump() + " of " + entry.dtype +
+              " is too large (its element count or byte size overflows int64)");
     }
 
     const auto& offsets = value["data_offsets"];
@@ -319,9 +336,7 @@ class SafetensorsLoader {
     if (entry.end < entry.begin) {
       corrupt(where + ": data_offsets " + offsets.dump() + " end before they begin");
     }
-    const bool empty = std::ranges::find(entry.shape, 0) != entry.shape.end();
-    const std::uint64_t needed = empty ? 0 : count * element_size;
-    if (overflow && !empty) corrupt(where + ": shape " + shape.dump() + " is too large");
+    const auto needed = static_cast<std::uint64_t>(numel(entry.shape)) * element_size;
     if (entry.end - entry.begin != needed) {
       corrupt(where + ": shape " + shape.dump() + " of " + entry.dtype + " needs " +
               std::to_string(needed) + " bytes but data_offsets " + offsets.dump() + " span " +

@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "soda/core/convert.hpp"
 #include "soda/io/safetensors.hpp"
@@ -56,6 +58,7 @@ void save_state_dict(const std::filesystem::path& path, const nn::Module<T>& mod
 // Copies the tensors named prefix + name in `file` into the module's parameters and buffers, in
 // place (handles held by optimizers stay valid). Values of another float or integer type are
 // cast. Strict: every module entry must be present and, with no prefix, no entry may be left over.
+// Every check runs before the first copy, so a file that is refused leaves the module untouched.
 // `source` names the file in messages.
 template <class T>
 void load_state_dict(nn::Module<T>& module, const TensorFile& file, const std::string& source,
@@ -63,6 +66,7 @@ void load_state_dict(nn::Module<T>& module, const TensorFile& file, const std::s
   const auto where = [&] { return "load_state_dict: '" + source + "': "; };
   std::set<std::string> used;
   std::vector<std::string> missing;
+  std::vector<std::pair<Tensor<T>, Tensor<T>>> copies;  // (the module's tensor, the values cast)
   for (const auto& [name, tensor] : module.state_dict()) {
     const AnyTensor* stored = file.find(prefix + name);
     if (stored == nullptr) {
@@ -70,16 +74,17 @@ void load_state_dict(nn::Module<T>& module, const TensorFile& file, const std::s
       continue;
     }
     used.insert(prefix + name);
-    const auto values = detail::values_as<T>(*stored);
-    if (values.shape() != tensor.shape()) {
+    const Shape& stored_shape =
+        std::visit([](const auto& t) -> const Shape& { return t.shape(); }, *stored);
+    if (stored_shape != tensor.shape()) {
       throw ShapeError(where() + "tensor '" + prefix + name + "' has shape " +
-                       to_string(values.shape()) + " but the model's " + module.type_name() +
+                       to_string(stored_shape) + " but the model's " + module.type_name() +
                        " expects " + to_string(tensor.shape()));
     }
     if (!tensor.is_contiguous()) {
       throw ValueError(where() + "the model's tensor '" + name + "' is a strided view (internal)");
     }
-    std::copy(values.data(), values.data() + values.numel(), tensor.raw_data());
+    copies.emplace_back(tensor, detail::values_as<T>(*stored));
   }
   if (strict && !missing.empty()) {
     std::string list;
@@ -96,6 +101,9 @@ void load_state_dict(nn::Module<T>& module, const TensorFile& file, const std::s
                          module.type_name() + "; is this a checkpoint of another model?");
       }
     }
+  }
+  for (const auto& [destination, values] : copies) {
+    std::copy(values.data(), values.data() + values.numel(), destination.raw_data());
   }
 }
 

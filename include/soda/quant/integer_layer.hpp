@@ -35,6 +35,14 @@ inline std::string grid_string(const ActivationGrid& grid) {
   return text.str();
 }
 
+// Bounds on a layer's geometry, far above any real network's yet low enough that every product
+// the integer kernels form (out·kh·kw·in weights, padded input sizes, output positions) fits in
+// int64: a corrupt model file or plan is refused instead of wrapping.
+inline constexpr std::int64_t max_layer_channels = std::int64_t{1} << 20;
+inline constexpr std::int64_t max_layer_extent = std::int64_t{1} << 16;  // kernel, stride, padding
+inline constexpr std::int64_t max_layer_weights = std::int64_t{1} << 32;
+inline constexpr std::int64_t max_image_side = std::int64_t{1} << 16;
+
 // Activations in NHWC between layers: [batch·height·width, channels].
 struct IntegerActivations {
   IntegerMatrix values;
@@ -87,6 +95,14 @@ inline void check_grid(const std::string& where, const ActivationGrid& grid) {
   }
 }
 
+inline void check_at_most(const std::string& where, const char* what, std::int64_t value,
+                          std::int64_t most) {
+  if (value > most) {
+    throw ValueError(where + ": " + what + " " + std::to_string(value) + " is too large (at most " +
+                     std::to_string(most) + "); is the plan or model file corrupt?");
+  }
+}
+
 inline void check_layer_geometry(const std::string& where, std::int64_t out_channels,
                                  std::int64_t in_channels, std::int64_t kernel_h,
                                  std::int64_t kernel_w, std::int64_t stride, std::int64_t padding) {
@@ -98,6 +114,30 @@ inline void check_layer_geometry(const std::string& where, std::int64_t out_chan
                      ", padding " + std::to_string(padding) +
                      " (channels, kernel and stride must be positive, padding non-negative)");
   }
+  check_at_most(where, "out_channels", out_channels, max_layer_channels);
+  check_at_most(where, "in_channels", in_channels, max_layer_channels);
+  check_at_most(where, "kernel_h", kernel_h, max_layer_extent);
+  check_at_most(where, "kernel_w", kernel_w, max_layer_extent);
+  check_at_most(where, "stride", stride, max_layer_extent);
+  check_at_most(where, "padding", padding, max_layer_extent);
+  // Each factor is bounded above, so kh·kw·in fits; out · that is compared by division.
+  const std::int64_t reduction = kernel_h * kernel_w * in_channels;
+  if (reduction > max_layer_weights / out_channels) {
+    throw ValueError(where + ": " + std::to_string(out_channels) + " × " +
+                     std::to_string(kernel_h) + "×" + std::to_string(kernel_w) + "×" +
+                     std::to_string(in_channels) + " weights are too many (at most " +
+                     std::to_string(max_layer_weights) + "); is the plan or model file corrupt?");
+  }
+}
+
+// An image size the layers can take: positive and at most max_image_side on each side.
+inline void check_image_size(const std::string& where, std::int64_t height, std::int64_t width) {
+  if (height < 1 || width < 1) {
+    throw ValueError(where + ": image size " + std::to_string(height) + "×" +
+                     std::to_string(width) + " must be positive");
+  }
+  check_at_most(where, "image height", height, max_image_side);
+  check_at_most(where, "image width", width, max_image_side);
 }
 
 template <class T>

@@ -16,9 +16,11 @@
 // is_unsigned}, the pooled grid and pool_factor. Scalar factors live there as exact integers.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -107,10 +109,17 @@ class IntegerResNetReader {
     try {
       const Json j = Json::parse(description->second);
       IntegerResNetParts p;
-      p.in_channels = j.at("in_channels").get<std::int64_t>();
-      p.num_classes = j.at("num_classes").get<std::int64_t>();
-      p.image_height = j.at("image_height").get<std::int64_t>();
-      p.image_width = j.at("image_width").get<std::int64_t>();
+      p.in_channels = integer<std::int64_t>(j, "in_channels");
+      p.num_classes = integer<std::int64_t>(j, "num_classes");
+      p.image_height = integer<std::int64_t>(j, "image_height");
+      p.image_width = integer<std::int64_t>(j, "image_width");
+      try {
+        check_image_size("the network", p.image_height, p.image_width);
+        check_at_most("the network", "in_channels", p.in_channels, max_layer_channels);
+        check_at_most("the network", "num_classes", p.num_classes, max_layer_channels);
+      } catch (const Error& e) {
+        fail(e.what());
+      }
       p.calibration_method = j.at("calibration_method").get<std::string>();
       p.image = read_grid(j.at("image"));
       p.stem = read_layer(j.at("stem"));
@@ -132,13 +141,44 @@ class IntegerResNetReader {
     }
   }
 
-  static ActivationGrid read_grid(const Json& j) {
-    return {static_cast<float>(j.at("scale").get<double>()), j.at("bits").get<int>(),
+  // The integer j[key], refused unless it is one and fits T (nlohmann's get would truncate 8.5 or
+  // wrap 2^32 + 8 to 8 without a word, and casting 1e300 to an integer is undefined).
+  template <class T>
+  T integer(const Json& j, const char* key) const {
+    const Json& value = j.at(key);
+    if (value.is_number_unsigned()) {
+      const auto v = value.get<std::uint64_t>();
+      if (v <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(v);
+    } else if (value.is_number_integer()) {
+      const auto v = value.get<std::int64_t>();
+      if (v >= std::numeric_limits<T>::min() && v <= std::numeric_limits<T>::max()) {
+        return static_cast<T>(v);
+      }
+    }
+    fail(std::string("the network description's \"") + key + "\" is " + excerpt(value) +
+         ", not an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
+         std::to_string(std::numeric_limits<T>::max()) + "]");
+  }
+
+  // A value for a message: arrays and objects by their type only (printing one recurses once per
+  // level of nesting, which a hostile file could make deep).
+  static std::string excerpt(const Json& value) {
+    return value.is_structured() ? std::string("an ") + value.type_name() : value.dump();
+  }
+
+  ActivationGrid read_grid(const Json& j) const {
+    const Json& scale = j.at("scale");
+    if (!scale.is_number() ||
+        !(std::abs(scale.get<double>()) <= std::numeric_limits<float>::max())) {
+      fail("the network description's grid scale is " + excerpt(scale) +
+           ", not a number in float's range");
+    }
+    return {static_cast<float>(scale.get<double>()), integer<int>(j, "bits"),
             j.at("is_unsigned").get<bool>()};
   }
 
-  static DyadicFactor read_factor(const Json& j) {
-    return {j.at("multiplier").get<std::int32_t>(), j.at("shift").get<int>()};
+  DyadicFactor read_factor(const Json& j) const {
+    return {integer<std::int32_t>(j, "multiplier"), integer<int>(j, "shift")};
   }
 
   template <class T>
@@ -162,13 +202,13 @@ class IntegerResNetReader {
   IntegerLayer read_layer(const Json& j) {
     IntegerLayer layer;
     layer.name = j.at("name").get<std::string>();
-    layer.out_channels = j.at("out_channels").get<std::int64_t>();
-    layer.in_channels = j.at("in_channels").get<std::int64_t>();
-    layer.kernel_h = j.at("kernel_h").get<std::int64_t>();
-    layer.kernel_w = j.at("kernel_w").get<std::int64_t>();
-    layer.stride = j.at("stride").get<std::int64_t>();
-    layer.padding = j.at("padding").get<std::int64_t>();
-    layer.weight_bits = j.at("weight_bits").get<int>();
+    layer.out_channels = integer<std::int64_t>(j, "out_channels");
+    layer.in_channels = integer<std::int64_t>(j, "in_channels");
+    layer.kernel_h = integer<std::int64_t>(j, "kernel_h");
+    layer.kernel_w = integer<std::int64_t>(j, "kernel_w");
+    layer.stride = integer<std::int64_t>(j, "stride");
+    layer.padding = integer<std::int64_t>(j, "padding");
+    layer.weight_bits = integer<int>(j, "weight_bits");
     layer.input = read_grid(j.at("input"));
     layer.output = read_grid(j.at("output"));
     const std::string where = "layer '" + layer.name + "'";
