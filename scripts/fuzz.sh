@@ -14,7 +14,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/install_deps.sh
-soda_install_packages clang-14 libomp-14-dev zlib1g-dev libeigen3-dev libxsimd-dev nlohmann-json3-dev
+soda_install_packages clang-14 libclang-rt-14-dev libomp-14-dev zlib1g-dev libeigen3-dev libxsimd-dev nlohmann-json3-dev
 
 build=build-fuzz
 targets_all=(safetensors state_dict idx idx_gzip cifar10 integer_resnet_file)

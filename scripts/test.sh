@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI entry point: optimized build (tests + examples, the README's snippets among them) and ctest,
 # then a sanitizer (ASan + UBSan) build of the lower layers' tests and ctest again, then every
-# public header on its own with GCC and clang (scripts/check_headers.sh).
+# public header on its own with GCC and clang (scripts/check_headers.sh), then a short fuzz run
+# of every file reader (scripts/fuzz.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,3 +64,8 @@ UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 # 3. Every public header compiles on its own with GCC and with clang 14, and the snippets pass
 #    clang's front end (template instantiation included).
 bash scripts/check_headers.sh
+
+# 4. The file readers under libFuzzer (safetensors, state dicts, IDX raw and gzip, CIFAR-10, the
+#    integer model file): a short run of each from its seed corpus, with ASan + UBSan and a
+#    256 MB memory limit (scripts/fuzz.sh SECONDS runs them longer).
+bash scripts/fuzz.sh 5

@@ -52,6 +52,9 @@ TEST_SUITE("core/views") {
     CHECK_THROWS_AS(soda::reshape(x, {-1, -1}), soda::ShapeError);
     CHECK_THROWS_AS(soda::reshape(x, {25}), soda::ShapeError);
     CHECK_THROWS_AS(soda::reshape(x, {-2, 12}), soda::ShapeError);
+    // Extents whose product overflows int64 (with a -1 to infer, before any count is compared).
+    CHECK_THROWS_AS(soda::reshape(x, {std::int64_t{1} << 40, std::int64_t{1} << 40, -1}),
+                    soda::ShapeError);
     try {
       soda::reshape(x, {7});
       FAIL("expected ShapeError");

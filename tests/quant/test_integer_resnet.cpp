@@ -374,6 +374,13 @@ TEST_CASE("integer_resnet: compile names the layer of a bad plan") {
                        doctest::Contains("two layers are named 'layer1.0.conv1'"),
                        soda::ValueError);
   CHECK_THROWS_AS(IntegerResNet::compile(good, 0, 16), soda::ValueError);
+  // Sizes whose output geometry would overflow are refused before any arithmetic on them.
+  CHECK_THROWS_WITH_AS(IntegerResNet::compile(good, std::int64_t{1} << 40, 16),
+                       doctest::Contains("image height"), soda::ValueError);
+  plan = good;
+  plan.num_classes = std::int64_t{1} << 40;
+  CHECK_THROWS_WITH_AS(IntegerResNet::compile(plan, 16, 16), doctest::Contains("num_classes"),
+                       soda::ValueError);
 }
 
 TEST_CASE("integer_resnet: forward checks the images against the compiled size and channels") {

@@ -97,6 +97,9 @@ inline std::pair<std::int64_t, std::int64_t> check_integer_resnet(const IntegerR
                      std::to_string(p.image_height) + "×" + std::to_string(p.image_width) +
                      ") must be positive");
   }
+  check_image_size(op, p.image_height, p.image_width);
+  check_at_most(op, "in_channels", p.in_channels, max_layer_channels);
+  check_at_most(op, "num_classes", p.num_classes, max_layer_channels);
   check_grid(op + ": image grid", p.image);
   check_grid(op + ": pooled grid", p.pooled);
   std::set<std::string> names;

@@ -23,7 +23,7 @@ inline Shape resolve_reshape(const Shape& from, Shape to) {
     } else if (to[i] < 0) {
       throw ShapeError("reshape: negative extent in target shape " + to_string(to));
     } else {
-      known *= to[i];
+      known = detail::multiply_extents(known, to[i], to, "reshape");
     }
   }
   const std::int64_t n = soda::numel(from);
