@@ -8,11 +8,14 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <numeric>
+#include <optional>
 #include <soda/soda.hpp>
 #include <sstream>
 
@@ -52,20 +55,44 @@ void write_schedule_csv(const fs::path& path, const std::vector<LargeBatchResult
   soda::write_file_atomically(path, csv.str());
 }
 
-// One gnuplot line per method, column `column` of schedule.csv against the epoch.
+// One gnuplot line per method: column `column` of schedule.csv (whose values `value_of` reads
+// from an epoch's record, empty where there is none) against the epoch. A column without values
+// is not plotted; one whose values are all equal gets a range around them, where gnuplot would
+// warn of an empty range.
+template <class ValueOf>
 void plot_schedule(const fs::path& out, const std::vector<LargeBatchResult>& results,
-                   const std::string& name, int column, const std::string& ylabel, bool log_y) {
+                   const std::string& name, int column, const std::string& ylabel, bool log_y,
+                   ValueOf value_of) {
+  using examples::gnuplot_text;
+  double low = std::numeric_limits<double>::infinity(), high = -low;
+  for (const auto& r : results) {
+    for (const auto& e : r.epochs) {
+      const std::optional<double> value = value_of(e);
+      if (value && std::isfinite(*value)) {
+        low = std::min(low, *value);
+        high = std::max(high, *value);
+      }
+    }
+  }
+  if (low > high) {
+    std::cerr << "plots: no " << ylabel << " to plot (" << name << ".svg skipped)\n";
+    return;
+  }
   std::string script = "set datafile separator ','\nset key top left\nset grid\n";
-  script += "set xlabel 'epoch'\nset ylabel '" + ylabel + "'\n";
   if (log_y) script += "set logscale y 2\n";
+  if (low == high) {
+    const double margin = log_y ? 0 : std::max(1e-3, std::abs(low) * 0.1);
+    script += "set yrange [" + optional_number(log_y ? low / 2 : low - margin) + ":" +
+              optional_number(log_y ? high * 2 : high + margin) + "]\n";
+  }
   script += "plot ";
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (i > 0) script += ", ";
-    script += "'schedule.csv' using (strcol(1) eq '" + results[i].method +
-              "' ? $2 : 1/0):" + std::to_string(column) + " with linespoints title '" +
-              results[i].method + "'";
+    script += gnuplot_text("schedule.csv") + " using (strcol(1) eq " +
+              gnuplot_text(results[i].method) + " ? $2 : 1/0):" + std::to_string(column) +
+              " with linespoints title " + gnuplot_text(results[i].method);
   }
-  examples::plot_with_gnuplot(out, name, script + "\n");
+  examples::plot_with_gnuplot(out, name, {.x = "epoch", .y = ylabel}, script + "\n");
 }
 
 void print_table(const std::vector<LargeBatchResult>& results) {
@@ -245,10 +272,15 @@ int run(int argc, char** argv) {
     for (const auto& r : results) summary["methods"].push_back(r.to_json());
     soda::write_file_atomically(out / "summary.json", summary.dump(2) + "\n");
     write_schedule_csv(out / "schedule.csv", results);
-    plot_schedule(out, results, "batch_size", 3, "batch size", true);
-    plot_schedule(out, results, "learning_rate", 4, "learning rate (at the epoch's end)", true);
-    plot_schedule(out, results, "eigenvalue", 7, "top Hessian eigenvalue", false);
-    plot_schedule(out, results, "accuracy", 11, "test accuracy", false);
+    using Epoch = const soda::train::LargeBatchEpoch&;
+    plot_schedule(out, results, "batch_size", 3, "batch size", true,
+                  [](Epoch e) { return std::optional<double>(e.batch_size); });
+    plot_schedule(out, results, "learning_rate", 4, "learning rate (at the epoch's end)", true,
+                  [](Epoch e) { return std::optional<double>(e.learning_rate); });
+    plot_schedule(out, results, "eigenvalue", 7, "top Hessian eigenvalue", false,
+                  [](Epoch e) { return e.eigenvalue; });
+    plot_schedule(out, results, "accuracy", 11, "test accuracy", false,
+                  [](Epoch e) { return std::optional<double>(e.test_accuracy); });
     std::cerr << "wrote " << (out / "summary.json").string() << " and schedule.csv"
               << (examples::gnuplot_available() ? " with plots" : "") << "\n";
   }

@@ -85,30 +85,36 @@ void plot_all(const fs::path& out, const Settings& s) {
     std::cerr << "plots: gnuplot not found (apt-get install gnuplot-nox); the .gp scripts in "
               << out << " draw them\n";
   }
+  using examples::gnuplot_text;
   if (s.density) {
     examples::plot_with_gnuplot(
         out, "esd",
-        "set datafile separator ','\nset logscale y\nset xlabel 'eigenvalue'\n"
-        "set ylabel 'density (log scale)'\nset title 'Hessian eigenvalue density (SLQ)'\n"
-        "set yrange [1e-10:*]\nplot 'density.csv' every ::1 using 1:($2 + 1e-12) with lines "
-        "lw 2 notitle\n");
+        {.title = "Hessian eigenvalue density (SLQ)",
+         .x = "eigenvalue",
+         .y = "density (log scale)"},
+        "set datafile separator ','\nset logscale y\nset yrange [1e-10:*]\nplot " +
+            gnuplot_text("density.csv") +
+            " every ::1 using 1:($2 + 1e-12) with lines lw 2 notitle\n");
   }
   if (s.landscape) {
-    examples::plot_with_gnuplot(
-        out, "landscape_1d",
-        "set datafile separator ','\nset xlabel 'α (along the top eigenvector)'\n"
-        "set ylabel 'loss'\nset title 'Loss along the top eigenvector'\n"
-        "plot 'landscape_1d.csv' every ::1 using 1:2 with linespoints lw 2 pt 7 notitle\n");
+    examples::plot_with_gnuplot(out, "landscape_1d",
+                                {.title = "Loss along the top eigenvector",
+                                 .x = "α (along the top eigenvector)",
+                                 .y = "loss"},
+                                "set datafile separator ','\nplot " +
+                                    gnuplot_text("landscape_1d.csv") +
+                                    " every ::1 using 1:2 with linespoints lw 2 pt 7 notitle\n");
   }
   if (s.landscape && s.top_k >= 2) {  // the plane needs the top two eigenvectors
     examples::plot_with_gnuplot(
         out, "landscape_2d",
-        "set datafile separator ','\nset xlabel 'α (top eigenvector)'\n"
-        "set ylabel 'β (second eigenvector)'\nset title 'Loss in the plane of the top two "
-        "eigenvectors'\nset view map\nset dgrid3d " +
+        {.title = "Loss in the plane of the top two eigenvectors",
+         .x = "α (top eigenvector)",
+         .y = "β (second eigenvector)"},
+        "set datafile separator ','\nset view map\nset dgrid3d " +
             std::to_string(s.landscape_2d_points) + "," + std::to_string(s.landscape_2d_points) +
-            "\nset pm3d at b\nset contour base\nunset surface\n"
-            "splot 'landscape_2d.csv' every ::1 using 1:2:3 with pm3d notitle\n");
+            "\nset pm3d at b\nset contour base\nunset surface\nsplot " +
+            gnuplot_text("landscape_2d.csv") + " every ::1 using 1:2:3 with pm3d notitle\n");
   }
 }
 

@@ -7,8 +7,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/install_deps.sh
-# The PyTorch parity test (tests/parity) runs the same ResNet in PyTorch.
-soda_install_packages python3-torch
+# The PyTorch parity test (tests/parity) runs the same ResNet in PyTorch; the plot tests
+# (examples/plot_tests.cmake) render every plot the examples draw with gnuplot.
+soda_install_packages python3-torch gnuplot-nox
 
 jobs="$(nproc)"
 

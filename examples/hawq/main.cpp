@@ -267,10 +267,9 @@ int run(const Settings& s) {
   write_text(out / "frontier.csv", hawq::frontier_csv(frontier));
   examples::plot_with_gnuplot(
       out, "frontier",
-      "set datafile separator ','\nset xlabel 'weights (MB)'\nset ylabel 'Σ tr(H)/n · ‖Q(W) − "
-      "W‖²'\n"
-      "set logscale y\nset title 'HAWQ-V2 Pareto frontier'\nplot 'frontier.csv' every ::1 using "
-      "2:3 with linespoints pt 7 ps 0.5 notitle\n");
+      {.title = "HAWQ-V2 Pareto frontier", .x = "weights (MB)", .y = "Σ tr(H)/n · ‖Q(W) − W‖²"},
+      "set datafile separator ','\nset logscale y\nplot " + examples::gnuplot_text("frontier.csv") +
+          " every ::1 using 2:3 with linespoints pt 7 ps 0.5 notitle\n");
 
   const std::vector<Configuration> configurations{
       {"uniform_w8a8", "uniform INT8", soda::quant::BitConfiguration::uniform(8, 8), int8},
